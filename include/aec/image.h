@@ -1,0 +1,53 @@
+/* image.h - image bytes in, model tensors out, and PNG back.
+ *
+ * Decoding uses stb_image from memory (PNG, JPEG, BMP, GIF first frame, TGA,
+ * and the other formats stb_image reads). The declared size is checked
+ * against max_pixels BEFORE any pixel is decoded. Grey becomes RGB; alpha is
+ * composited over white. Resizing to the model input uses stb_image_resize's
+ * antialiasing filter; an image that already has the target size is not
+ * resampled. Model tensors are planar C x H x W floats in [0,1].
+ */
+#ifndef AEC_IMAGE_H
+#define AEC_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aec/error.h"
+
+/* Hard ceiling whatever the caller's limit: stb_image's own is 2^24 per side. */
+#define AEC_IMAGE_MAX_SIDE (1 << 24)
+/* Largest output side aec_image_to_tensor and aec_tensor_resize produce. */
+#define AEC_TENSOR_MAX_SIDE 8192
+
+typedef struct {
+    int width, height;
+    uint8_t *rgb; /* width*height*3, interleaved RGB, row-major */
+} aec_rgb_image;
+
+/* Decodes to 8-bit RGB. AEC_ERR_LIMIT if width*height > max_pixels,
+ * AEC_ERR_FORMAT if the bytes are not a readable image. */
+aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels,
+                            aec_rgb_image *out, aec_error *err);
+void aec_image_free(aec_rgb_image *img);
+
+/* Interleaved RGB u8 -> planar floats [channels, out_h, out_w] in [0,1],
+ * resizing with antialiasing when the size differs. channels is 3, or 1
+ * (luma, for grey models). */
+aec_status aec_image_to_tensor(const aec_rgb_image *img, int channels, int out_h, int out_w,
+                               float *out, aec_error *err);
+
+/* decode + to_tensor in one call */
+aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixels,
+                                 int channels, int out_h, int out_w, float *out,
+                                 aec_error *err);
+
+/* Planar floats [c,h,w] (clamped to [0,1]) -> PNG bytes (malloc'd). c = 1 or 3. */
+aec_status aec_image_encode_png(const float *chw, int c, int h, int w, uint8_t **png,
+                                size_t *png_len, aec_error *err);
+
+/* Planar float resize [c,h,w] -> [c,oh,ow] with the antialiasing filter. */
+aec_status aec_tensor_resize(const float *chw, int c, int h, int w, float *out, int oh, int ow,
+                             aec_error *err);
+
+#endif

@@ -1,0 +1,599 @@
+/* layers.c - forward and backward passes of every layer type.
+ *
+ * Owns the arithmetic of the engine; knows nothing of models, files or
+ * buffers it did not get as arguments. Shapes are explicit in every
+ * signature (see include/aec/layers.h for the conventions: batch-major,
+ * planar C x H x W samples; backward ACCUMULATES parameter gradients and
+ * OVERWRITES input gradients).
+ *
+ * Matrix work is cblas_sgemm over whole batches; a batch of one goes through
+ * sgemv, which runs several times faster than sgemm with M = 1.
+ * Convolutions are im2col + sgemm per sample: the column matrix of one
+ * sample is small enough to stay in cache, and each GEMM is big enough
+ * (M = out channels, N = output pixels) to run near the BLAS peak.
+ */
+#include "aec/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- linear ------------------------------------------------------------- */
+
+void aec_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        int n, int in_f, int out_f)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)i * out_f, bias, sizeof(float) * (size_t)out_f);
+    if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out_f, in_f, 1.0f, weight, in_f, inp, 1, 1.0f,
+                    out, 1);
+        return;
+    }
+    /* out[n,out] += inp[n,in] x weight[out,in]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_f, in_f, 1.0f, inp, in_f, weight,
+                in_f, 1.0f, out, out_f);
+}
+
+void aec_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int n, int in_f, int out_f)
+{
+    /* dweight[out,in] += dout[n,out]^T x inp[n,in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_f, in_f, n, 1.0f, dout, out_f, inp,
+                in_f, 1.0f, dweight, in_f);
+    for (int i = 0; i < n; i++) {
+        const float *d = dout + (size_t)i * out_f;
+        for (int o = 0; o < out_f; o++)
+            dbias[o] += d[o];
+    }
+    if (dinp) /* dinp[n,in] = dout[n,out] x weight[out,in] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in_f, out_f, 1.0f, dout, out_f,
+                    weight, in_f, 0.0f, dinp, in_f);
+}
+
+/* ---- activations --------------------------------------------------------- */
+
+void aec_relu_forward(float *out, const float *inp, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void aec_relu_backward(float *dinp, const float *dout, const float *out, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void aec_sigmoid_forward(float *out, const float *inp, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        out[i] = 1.0f / (1.0f + expf(-inp[i]));
+}
+
+void aec_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        dinp[i] = dout[i] * out[i] * (1.0f - out[i]);
+}
+
+/* ---- batchnorm ------------------------------------------------------------ */
+
+/* Per-channel mean and biased variance of inp [n, c, spatial], in double. */
+static void channel_stats(double *mean, double *var, const float *inp, int n, int c, int spatial)
+{
+    double count = (double)n * spatial;
+    memset(mean, 0, sizeof(double) * (size_t)c);
+    memset(var, 0, sizeof(double) * (size_t)c);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *x = inp + ((size_t)i * c + ch) * spatial;
+            double s = 0;
+            for (int k = 0; k < spatial; k++)
+                s += x[k];
+            mean[ch] += s;
+        }
+    for (int ch = 0; ch < c; ch++)
+        mean[ch] /= count;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *x = inp + ((size_t)i * c + ch) * spatial;
+            double s = 0, m = mean[ch];
+            for (int k = 0; k < spatial; k++)
+                s += (x[k] - m) * (x[k] - m);
+            var[ch] += s;
+        }
+    for (int ch = 0; ch < c; ch++)
+        var[ch] /= count;
+}
+
+/* out = inp * scale[ch] + shift[ch] */
+static void channel_affine(float *out, const float *inp, const float *scale, const float *shift,
+                           int n, int c, int spatial)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * c + ch) * spatial;
+            float a = scale[ch], b = shift[ch];
+            for (int k = 0; k < spatial; k++)
+                out[base + k] = inp[base + k] * a + b;
+        }
+}
+
+void aec_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *gamma,
+                                 const float *beta, int n, int c, int spatial, float eps,
+                                 float momentum)
+{
+    double *dm = malloc(sizeof(double) * 2 * (size_t)c);
+    float *scale = malloc(sizeof(float) * 2 * (size_t)c);
+    if (!dm || !scale)
+        abort(); /* c is bounded by the model spec; this is a few KB */
+    double *dv = dm + c;
+    float *shift = scale + c;
+    channel_stats(dm, dv, inp, n, c, spatial);
+    double count = (double)n * spatial;
+    double unbias = count > 1 ? count / (count - 1) : 1.0;
+    for (int ch = 0; ch < c; ch++) {
+        mean[ch] = (float)dm[ch];
+        rstd[ch] = (float)(1.0 / sqrt(dv[ch] + eps));
+        scale[ch] = gamma[ch] * rstd[ch];
+        shift[ch] = beta[ch] - mean[ch] * scale[ch];
+        running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * mean[ch];
+        running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(dv[ch] * unbias);
+    }
+    channel_affine(out, inp, scale, shift, n, c, spatial);
+    free(dm);
+    free(scale);
+}
+
+void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, int n, int c, int spatial, float eps)
+{
+    float *scale = malloc(sizeof(float) * 2 * (size_t)c);
+    if (!scale)
+        abort();
+    float *shift = scale + c;
+    for (int ch = 0; ch < c; ch++) {
+        scale[ch] = gamma[ch] / sqrtf(running_var[ch] + eps);
+        shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
+    }
+    channel_affine(out, inp, scale, shift, n, c, spatial);
+    free(scale);
+}
+
+void aec_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                            const float *inp, const float *mean, const float *rstd,
+                            const float *gamma, int n, int c, int spatial)
+{
+    /* Per channel, with xhat = (x - mean) * rstd and N = n * spatial:
+     *   dbeta  = sum dout,  dgamma = sum dout * xhat
+     *   dinp   = gamma * rstd / N * (N * dout - dbeta - xhat * dgamma) */
+    double *sum_d = calloc(2 * (size_t)c, sizeof(double));
+    if (!sum_d)
+        abort();
+    double *sum_dx = sum_d + c;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * c + ch) * spatial;
+            double s = 0, sx = 0, m = mean[ch];
+            for (int k = 0; k < spatial; k++) {
+                s += dout[base + k];
+                sx += dout[base + k] * (inp[base + k] - m);
+            }
+            sum_d[ch] += s;
+            sum_dx[ch] += sx;
+        }
+    double count = (double)n * spatial;
+    for (int ch = 0; ch < c; ch++) {
+        sum_dx[ch] *= rstd[ch]; /* now sum dout * xhat */
+        dbeta[ch] += (float)sum_d[ch];
+        dgamma[ch] += (float)sum_dx[ch];
+    }
+    if (dinp) {
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++) {
+                size_t base = ((size_t)i * c + ch) * spatial;
+                float r = rstd[ch], m = mean[ch];
+                float k1 = gamma[ch] * r;
+                float mean_d = (float)(sum_d[ch] / count);
+                float mean_dx = (float)(sum_dx[ch] / count);
+                for (int k = 0; k < spatial; k++) {
+                    float xhat = (inp[base + k] - m) * r;
+                    dinp[base + k] = k1 * (dout[base + k] - mean_d - xhat * mean_dx);
+                }
+            }
+    }
+    free(sum_d);
+}
+
+/* ---- convolution helpers ------------------------------------------------------ */
+
+size_t aec_conv2d_col_size(int cin, int k, int oh, int ow)
+{
+    return (size_t)cin * k * k * oh * ow;
+}
+
+/* Output columns ox whose input column ox*s - p + kx falls inside [0, w). */
+static void valid_range(int kx, int s, int p, int w, int ow, int *lo, int *hi)
+{
+    int a = p - kx; /* need ox*s >= a */
+    int first = a <= 0 ? 0 : (a + s - 1) / s;
+    int b = w - 1 + p - kx; /* need ox*s <= b */
+    int last = b < 0 ? -1 : b / s;
+    *lo = first < ow ? first : ow;
+    *hi = last + 1 < ow ? last + 1 : ow;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col[(c,ky,kx), (oy,ox)] = inp[c, oy*s - p + ky, ox*s - p + kx] (0 outside) */
+static void im2col(float *col, const float *inp, int c, int h, int w, int k, int s, int p, int oh,
+                   int ow)
+{
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((size_t)(ch * k + ky) * k + kx) * oh * ow;
+                int lo, hi;
+                valid_range(kx, s, p, w, ow, &lo, &hi);
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * s - p + ky;
+                    float *dst = row + (size_t)oy * ow;
+                    if (iy < 0 || iy >= h) {
+                        memset(dst, 0, sizeof(float) * (size_t)ow);
+                        continue;
+                    }
+                    const float *src = inp + ((size_t)ch * h + iy) * w;
+                    int shift = kx - p; /* input column = ox * s + shift */
+                    for (int ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (s == 1 && hi > lo)
+                        memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * s + shift];
+                    for (int ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                }
+            }
+}
+
+/* The adjoint of im2col: out[c, oy*s-p+ky, ox*s-p+kx] += col[(c,ky,kx),(oy,ox)] */
+static void col2im_add(float *out, const float *col, int c, int h, int w, int k, int s, int p,
+                       int oh, int ow)
+{
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = col + ((size_t)(ch * k + ky) * k + kx) * oh * ow;
+                int lo, hi;
+                valid_range(kx, s, p, w, ow, &lo, &hi);
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    float *dst = out + ((size_t)ch * h + iy) * w;
+                    const float *src = row + (size_t)oy * ow;
+                    int shift = kx - p;
+                    for (int ox = lo; ox < hi; ox++)
+                        dst[ox * s + shift] += src[ox];
+                }
+            }
+}
+
+static int is_pointwise(int k, int s, int p)
+{
+    return k == 1 && s == 1 && p == 0;
+}
+
+static void add_channel_bias(float *out, const float *bias, int c, int spatial)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float b = bias[ch];
+        float *o = out + (size_t)ch * spatial;
+        for (int k = 0; k < spatial; k++)
+            o[k] += b;
+    }
+}
+
+static void sum_channel_bias(float *dbias, const float *dout, int c, int spatial)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const float *d = dout + (size_t)ch * spatial;
+        double s = 0;
+        for (int k = 0; k < spatial; k++)
+            s += d[k];
+        dbias[ch] += (float)s;
+    }
+}
+
+/* ---- parallel over samples -------------------------------------------------------
+ * One sample's convolution is a small GEMM (M = out channels, N = output
+ * pixels): OpenBLAS's own threads spend more time waking up than computing
+ * on it. So convolutions split the batch across threads instead (OpenMP,
+ * static schedule: the same thread count gives the same bits), each thread
+ * running single-threaded BLAS on its samples with its own im2col scratch and,
+ * in backward, its own weight-gradient partial sums, added in thread order. */
+
+typedef struct {
+    int nthreads, blas_saved;
+} par_state;
+
+static par_state par_begin(int n)
+{
+    par_state p = {1, openblas_get_num_threads()};
+    p.nthreads = p.blas_saved < n ? p.blas_saved : n;
+    if (p.nthreads < 1)
+        p.nthreads = 1;
+    if (p.nthreads > 1)
+        openblas_set_num_threads(1);
+    return p;
+}
+
+static void par_end(const par_state *p)
+{
+    if (p->nthreads > 1)
+        openblas_set_num_threads(p->blas_saved);
+}
+
+/* Scratch for thread t: the caller's buffer for thread 0, else malloc'd. */
+static float *thread_scratch(float *col, size_t floats, int t)
+{
+    if (t == 0 || floats == 0)
+        return col;
+    float *p = malloc(sizeof(float) * floats);
+    if (!p)
+        abort(); /* a few hundred KB, bounded by the model spec */
+    return p;
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- conv2d -------------------------------------------------------------------- */
+
+static void conv2d_forward_one(float *y, float *col, const float *x, const float *weight,
+                               const float *bias, int cin, int h, int w, int cout, int k,
+                               int stride, int pad, int oh, int ow)
+{
+    int ohw = oh * ow, ckk = cin * k * k;
+    const float *cols = x;
+    if (!is_pointwise(k, stride, pad)) {
+        im2col(col, x, cin, h, w, k, stride, pad, oh, ow);
+        cols = col;
+    }
+    /* y[cout, ohw] = weight[cout, ckk] x cols[ckk, ohw] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, ohw, ckk, 1.0f, weight, ckk,
+                cols, ohw, 0.0f, y, ohw);
+    add_channel_bias(y, bias, cout, ohw);
+}
+
+void aec_conv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                        const float *bias, int n, int cin, int h, int w, int cout, int k,
+                        int stride, int pad)
+{
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    size_t colsize = aec_conv2d_col_size(cin, k, oh, ow);
+    par_state par = par_begin(n);
+#pragma omp parallel num_threads(par.nthreads)
+    {
+        float *mycol = thread_scratch(col, colsize, thread_id());
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++)
+            conv2d_forward_one(out + (size_t)i * cout * oh * ow, mycol,
+                               inp + (size_t)i * cin * h * w, weight, bias, cin, h, w, cout, k,
+                               stride, pad, oh, ow);
+        if (mycol != col)
+            free(mycol);
+    }
+    par_end(&par);
+}
+
+static void conv2d_backward_one(float *dx, float *dweight, float *dbias, float *col,
+                                const float *dy, const float *x, const float *weight, int cin,
+                                int h, int w, int cout, int k, int stride, int pad, int oh,
+                                int ow)
+{
+    int ohw = oh * ow, ckk = cin * k * k;
+    int pointwise = is_pointwise(k, stride, pad);
+    sum_channel_bias(dbias, dy, cout, ohw);
+    const float *cols = x;
+    if (!pointwise) {
+        im2col(col, x, cin, h, w, k, stride, pad, oh, ow);
+        cols = col;
+    }
+    /* dweight[cout, ckk] += dy[cout, ohw] x cols[ckk, ohw]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout, ckk, ohw, 1.0f, dy, ohw, cols, ohw,
+                1.0f, dweight, ckk);
+    if (!dx)
+        return;
+    if (pointwise) { /* dx[cin, hw] = weight^T x dy */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, cout, 1.0f, weight, ckk, dy,
+                    ohw, 0.0f, dx, ohw);
+        return;
+    }
+    /* dcol[ckk, ohw] = weight[cout, ckk]^T x dy[cout, ohw]; dx = col2im(dcol) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, cout, 1.0f, weight, ckk, dy,
+                ohw, 0.0f, col, ohw);
+    memset(dx, 0, sizeof(float) * (size_t)cin * h * w);
+    col2im_add(dx, col, cin, h, w, k, stride, pad, oh, ow);
+}
+
+/* Adds each thread's partial weight and bias gradients into dweight/dbias in
+ * thread order (deterministic). partial holds nthreads blocks of wsize+bsize. */
+static void reduce_partials(float *dweight, float *dbias, const float *partial, int nthreads,
+                            size_t wsize, size_t bsize)
+{
+    for (int t = 0; t < nthreads; t++) {
+        const float *pw = partial + (size_t)t * (wsize + bsize);
+        for (size_t i = 0; i < wsize; i++)
+            dweight[i] += pw[i];
+        for (size_t i = 0; i < bsize; i++)
+            dbias[i] += pw[wsize + i];
+    }
+}
+
+void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
+                         const float *dout, const float *inp, const float *weight, int n,
+                         int cin, int h, int w, int cout, int k, int stride, int pad)
+{
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    size_t colsize = aec_conv2d_col_size(cin, k, oh, ow);
+    size_t wsize = (size_t)cout * cin * k * k, bsize = (size_t)cout;
+    par_state par = par_begin(n);
+    float *partial = calloc((size_t)par.nthreads * (wsize + bsize), sizeof(float));
+    if (!partial)
+        abort();
+#pragma omp parallel num_threads(par.nthreads)
+    {
+        int t = thread_id();
+        float *mycol = thread_scratch(col, colsize, t);
+        float *pw = partial + (size_t)t * (wsize + bsize);
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++)
+            conv2d_backward_one(dinp ? dinp + (size_t)i * cin * h * w : NULL, pw, pw + wsize,
+                                mycol, dout + (size_t)i * cout * oh * ow,
+                                inp + (size_t)i * cin * h * w, weight, cin, h, w, cout, k, stride,
+                                pad, oh, ow);
+        if (mycol != col)
+            free(mycol);
+    }
+    par_end(&par);
+    reduce_partials(dweight, dbias, partial, par.nthreads, wsize, bsize);
+    free(partial);
+}
+
+/* ---- conv_transpose2d ------------------------------------------------------------ *
+ * The transpose of conv2d: each input pixel scatters a k x k patch. With the
+ * weight viewed as [cin, cout*k*k], col[cout*k*k, h*w] = weight^T x inp, then
+ * col2im over the output grid. Backward gathers with im2col. */
+
+static void conv_t_forward_one(float *y, float *col, const float *x, const float *weight,
+                               const float *bias, int cin, int h, int w, int cout, int k,
+                               int stride, int pad, int out_pad, int oh, int ow)
+{
+    int hw = h * w, ckk = cout * k * k;
+    if (is_pointwise(k, stride, pad) && out_pad == 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, cin, 1.0f, weight, ckk, x,
+                    hw, 0.0f, y, hw);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, cin, 1.0f, weight, ckk, x,
+                    hw, 0.0f, col, hw);
+        memset(y, 0, sizeof(float) * (size_t)cout * oh * ow);
+        col2im_add(y, col, cout, oh, ow, k, stride, pad, h, w);
+    }
+    add_channel_bias(y, bias, cout, oh * ow);
+}
+
+void aec_conv_transpose2d_forward(float *out, float *col, const float *inp,
+                                  const float *weight, const float *bias, int n, int cin,
+                                  int h, int w, int cout, int k, int stride, int pad,
+                                  int out_pad)
+{
+    int oh = (h - 1) * stride - 2 * pad + k + out_pad;
+    int ow = (w - 1) * stride - 2 * pad + k + out_pad;
+    size_t colsize = aec_conv2d_col_size(cout, k, h, w);
+    par_state par = par_begin(n);
+#pragma omp parallel num_threads(par.nthreads)
+    {
+        float *mycol = thread_scratch(col, colsize, thread_id());
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++)
+            conv_t_forward_one(out + (size_t)i * cout * oh * ow, mycol,
+                               inp + (size_t)i * cin * h * w, weight, bias, cin, h, w, cout, k,
+                               stride, pad, out_pad, oh, ow);
+        if (mycol != col)
+            free(mycol);
+    }
+    par_end(&par);
+}
+
+static void conv_t_backward_one(float *dx, float *dweight, float *dbias, float *col,
+                                const float *dy, const float *x, const float *weight, int cin,
+                                int h, int w, int cout, int k, int stride, int pad, int out_pad,
+                                int oh, int ow)
+{
+    int hw = h * w, ckk = cout * k * k;
+    sum_channel_bias(dbias, dy, cout, oh * ow);
+    const float *dcol = dy;
+    if (!(is_pointwise(k, stride, pad) && out_pad == 0)) {
+        im2col(col, dy, cout, oh, ow, k, stride, pad, h, w);
+        dcol = col;
+    }
+    /* dweight[cin, ckk] += x[cin, hw] x dcol[ckk, hw]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, ckk, hw, 1.0f, x, hw, dcol, hw, 1.0f,
+                dweight, ckk);
+    if (dx) /* dx[cin, hw] = weight[cin, ckk] x dcol[ckk, hw] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, hw, ckk, 1.0f, weight, ckk,
+                    dcol, hw, 0.0f, dx, hw);
+}
+
+void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, float *col,
+                                   const float *dout, const float *inp, const float *weight,
+                                   int n, int cin, int h, int w, int cout, int k, int stride,
+                                   int pad, int out_pad)
+{
+    int oh = (h - 1) * stride - 2 * pad + k + out_pad;
+    int ow = (w - 1) * stride - 2 * pad + k + out_pad;
+    size_t colsize = aec_conv2d_col_size(cout, k, h, w);
+    size_t wsize = (size_t)cin * cout * k * k, bsize = (size_t)cout;
+    par_state par = par_begin(n);
+    float *partial = calloc((size_t)par.nthreads * (wsize + bsize), sizeof(float));
+    if (!partial)
+        abort();
+#pragma omp parallel num_threads(par.nthreads)
+    {
+        int t = thread_id();
+        float *mycol = thread_scratch(col, colsize, t);
+        float *pw = partial + (size_t)t * (wsize + bsize);
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++)
+            conv_t_backward_one(dinp ? dinp + (size_t)i * cin * h * w : NULL, pw, pw + wsize,
+                                mycol, dout + (size_t)i * cout * oh * ow,
+                                inp + (size_t)i * cin * h * w, weight, cin, h, w, cout, k, stride,
+                                pad, out_pad, oh, ow);
+        if (mycol != col)
+            free(mycol);
+    }
+    par_end(&par);
+    reduce_partials(dweight, dbias, partial, par.nthreads, wsize, bsize);
+    free(partial);
+}
+
+/* ---- loss ------------------------------------------------------------------------- */
+
+float aec_mse_forward_backward(float *dout, const float *out, const float *target, size_t count)
+{
+    double sum = 0;
+    float g = 2.0f / (float)count;
+    for (size_t i = 0; i < count; i++) {
+        float d = out[i] - target[i];
+        sum += (double)d * d;
+        if (dout)
+            dout[i] = g * d;
+    }
+    return (float)(sum / (double)count);
+}
+
+double aec_mse_of(const float *a, const float *b, size_t count)
+{
+    double sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        double d = (double)a[i] - b[i];
+        sum += d * d;
+    }
+    return count ? sum / (double)count : 0.0;
+}

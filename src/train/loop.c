@@ -1,0 +1,409 @@
+/* loop.c - the training loop of aec-train, read top to bottom:
+ *
+ *   build the model, load the photos, split train/validation with the seed;
+ *   for each epoch: shuffle, then for each mini-batch
+ *       forward (batch statistics) -> MSE -> backward -> Adam;
+ *     evaluate the validation MSE (running statistics), log, snapshot;
+ *   re-estimate batchnorm statistics, calibrate the anomaly score, save.
+ *
+ * SIGINT sets train_stop_requested; the loop stops after the current batch,
+ * restores the snapshot of the last complete epoch and saves that.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "aec/anomaly.h"
+#include "aec/layers.h"
+#include "aec/image.h"
+#include "aec/model.h"
+#include "aec/safetensors.h"
+#include "train.h"
+
+volatile sig_atomic_t train_stop_requested;
+
+#define RECAL_MAX_IMAGES 4096
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t next_random(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void shuffle(size_t *a, size_t n, uint64_t *rng)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(next_random(rng) % i);
+        size_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static double psnr_of(double mse)
+{
+    return mse > 0 ? 10.0 * log10(1.0 / mse) : 99.0;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+
+static void progress(const train_options *o, int epoch, int step, int steps, double loss,
+                     double elapsed)
+{
+    if (o->quiet || !isatty(STDERR_FILENO))
+        return;
+    int width = 30, done = steps ? step * width / steps : width;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < done ? '=' : (i == done ? '>' : '.');
+    bar[width] = 0;
+    double eta = step ? elapsed / step * (steps - step) : 0;
+    fprintf(stderr, "\rEpoch %d/%d %4d/%d [%s] - ETA: %3.0fs - loss: %.4f ", epoch, o->epochs,
+            step, steps, bar, eta, loss);
+    if (step == steps)
+        fputc('\n', stderr);
+}
+
+/* ---- parameters snapshot (for SIGINT) ----------------------------------------- */
+
+static void params_copy(aec_model *m, float *buf, int to_buf)
+{
+    size_t off = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i].nparams; j++) {
+            aec_param *p = &m->layers[i].params[j];
+            if (to_buf)
+                memcpy(buf + off, p->data, sizeof(float) * p->count);
+            else
+                memcpy(p->data, buf + off, sizeof(float) * p->count);
+            off += p->count;
+        }
+}
+
+/* ---- evaluation ---------------------------------------------------------------- */
+
+/* Reconstructs images idx[0..n) in inference mode; per-image MSE into mse[]
+ * and blur-baseline MSE into base[] (either may be NULL). Returns mean MSE. */
+static double evaluate(const aec_model *m, aec_workspace *ws, const train_dataset *ds,
+                       const size_t *idx, size_t n, float *xb, float *yb, double *mse,
+                       double *base)
+{
+    size_t per = aec_model_input_count(m);
+    int bs = aec_workspace_max_batch(ws);
+    double total = 0;
+    for (size_t done = 0; done < n;) {
+        int b = n - done < (size_t)bs ? (int)(n - done) : bs;
+        train_dataset_batch(ds, idx + done, b, xb);
+        aec_model_reconstruct(m, ws, xb, b, yb);
+        for (int i = 0; i < b; i++) {
+            double e = aec_mse_of(xb + (size_t)i * per, yb + (size_t)i * per, per);
+            total += e;
+            if (mse)
+                mse[done + i] = e;
+            if (base)
+                base[done + i] = aec_anomaly_baseline_mse(xb + (size_t)i * per, m->input.c,
+                                                          m->input.h, m->input.w, 4);
+        }
+        done += (size_t)b;
+    }
+    return n ? total / (double)n : NAN;
+}
+
+/* Re-estimates every batchnorm's running statistics as the plain average of
+ * batch statistics over (up to RECAL_MAX_IMAGES) training images, with the
+ * final weights ("precise BN"). The exponential averages of training lag far
+ * behind the weights when an epoch has few steps. */
+static int bn_recalibrate(aec_model *m, aec_workspace *ws, const train_dataset *ds,
+                          const size_t *idx, size_t n, float *xb)
+{
+    float saved[256];
+    int nbn = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].type == AEC_LAYER_BATCHNORM)
+            saved[nbn++] = m->layers[i].momentum;
+    if (nbn == 0)
+        return 0;
+    int bs = aec_workspace_max_batch(ws);
+    size_t limit = n < RECAL_MAX_IMAGES ? n : RECAL_MAX_IMAGES;
+    int k = 0;
+    for (size_t done = 0; done + 1 < limit;) {
+        int b = limit - done < (size_t)bs ? (int)(limit - done) : bs;
+        if (b < 2)
+            break;
+        k++;
+        for (int i = 0; i < m->nlayers; i++)
+            if (m->layers[i].type == AEC_LAYER_BATCHNORM)
+                m->layers[i].momentum = 1.0f / (float)k; /* running average of batches */
+        train_dataset_batch(ds, idx + done, b, xb);
+        aec_model_forward_train(m, ws, xb, b);
+        done += (size_t)b;
+    }
+    for (int i = 0, j = 0; i < m->nlayers; i++)
+        if (m->layers[i].type == AEC_LAYER_BATCHNORM)
+            m->layers[i].momentum = saved[j++];
+    return 1;
+}
+
+/* ---- outputs ------------------------------------------------------------------- */
+
+static void write_preview(const train_options *o, const aec_model *m, aec_workspace *ws,
+                          const train_dataset *ds, const size_t *idx, size_t n, float *xb,
+                          float *yb)
+{
+    int cols = n < 8 ? (int)n : 8, s = o->size, c = m->input.c;
+    if (cols == 0)
+        return;
+    size_t per = aec_model_input_count(m);
+    train_dataset_batch(ds, idx, cols, xb);
+    aec_model_reconstruct(m, ws, xb, cols, yb);
+    int gh = 2 * s, gw = cols * s;
+    float *grid = malloc(sizeof(float) * (size_t)c * gh * gw);
+    if (!grid)
+        return;
+    for (int row = 0; row < 2; row++)
+        for (int k = 0; k < cols; k++) {
+            const float *img = (row == 0 ? xb : yb) + (size_t)k * per;
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < s; y++)
+                    memcpy(grid + ((size_t)ch * gh + row * s + y) * gw + (size_t)k * s,
+                           img + ((size_t)ch * s + y) * s, sizeof(float) * (size_t)s);
+        }
+    uint8_t *png = NULL;
+    size_t len = 0;
+    aec_error err = {{0}};
+    if (aec_image_encode_png(grid, c, gh, gw, &png, &len, &err) ||
+        aec_write_file_atomic(o->preview, png, len, &err))
+        fprintf(stderr, "warning: %s: %s\n", o->preview, err.msg);
+    free(png);
+    free(grid);
+}
+
+static char *train_record(const train_options *o, size_t ntrain, size_t nval, int epochs_done,
+                          double loss, double val_mse, double val_mse_ema, double seconds,
+                          int recal)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "arch", o->arch);
+    cJSON_AddNumberToObject(r, "size", o->size);
+    cJSON_AddNumberToObject(r, "epochs", epochs_done);
+    cJSON_AddNumberToObject(r, "batch", o->batch);
+    cJSON_AddNumberToObject(r, "lr", o->lr);
+    cJSON_AddStringToObject(r, "optimizer", "adam(0.9,0.999,1e-7)");
+    cJSON_AddNumberToObject(r, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(r, "threads", o->threads);
+    cJSON_AddNumberToObject(r, "train_images", (double)ntrain);
+    cJSON_AddNumberToObject(r, "val_images", (double)nval);
+    cJSON_AddNumberToObject(r, "train_loss", loss);
+    cJSON_AddNumberToObject(r, "val_mse", val_mse);
+    cJSON_AddNumberToObject(r, "val_psnr", psnr_of(val_mse));
+    if (recal)
+        cJSON_AddNumberToObject(r, "val_mse_before_bn_recal", val_mse_ema);
+    cJSON_AddBoolToObject(r, "bn_recalibrated", recal);
+    cJSON_AddNumberToObject(r, "seconds", seconds);
+    char *s = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return s;
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+typedef struct {
+    aec_model *m;
+    train_dataset ds;
+    aec_workspace *ws_train, *ws_eval;
+    size_t *order;
+    float *xb, *yb, *dout, *snapshot;
+    double *mse, *base;
+    FILE *history;
+} run_state;
+
+static void run_free(run_state *r)
+{
+    aec_model_free(r->m);
+    train_dataset_free(&r->ds);
+    aec_workspace_free(r->ws_train);
+    aec_workspace_free(r->ws_eval);
+    free(r->order), free(r->xb), free(r->yb), free(r->dout), free(r->snapshot);
+    free(r->mse), free(r->base);
+    if (r->history)
+        fclose(r->history);
+}
+
+static aec_status setup(run_state *r, const train_options *o, aec_error *err)
+{
+    char *spec = NULL;
+    int latent = 0;
+    aec_status st = train_arch_spec(o, &spec, &latent, err);
+    if (!st)
+        st = aec_model_from_spec(&r->m, spec, 3, o->size, o->size, latent, err);
+    free(spec);
+    if (st)
+        return st;
+    aec_model_init_weights(r->m, o->seed);
+    if ((st = aec_model_alloc_training(r->m, err)))
+        return st;
+    double t0 = now_seconds();
+    if ((st = train_dataset_load(&r->ds, o->data_dir, o->limit, 3, o->size, o->size, o->threads,
+                                 err)))
+        return st;
+    if (!o->quiet)
+        fprintf(stderr, "loaded %zu images from %s in %.1f s (%zu skipped)\n", r->ds.count,
+                o->data_dir, now_seconds() - t0, r->ds.skipped);
+    size_t per = aec_model_input_count(r->m), n = r->ds.count;
+    int eval_batch = o->batch < 64 ? o->batch : 64;
+    r->order = malloc(sizeof(size_t) * n);
+    r->xb = malloc(sizeof(float) * per * (size_t)o->batch);
+    r->yb = malloc(sizeof(float) * per * (size_t)o->batch);
+    r->dout = malloc(sizeof(float) * per * (size_t)o->batch);
+    r->snapshot = malloc(sizeof(float) * aec_model_param_count(r->m));
+    r->mse = malloc(sizeof(double) * n);
+    r->base = malloc(sizeof(double) * n);
+    if (!r->order || !r->xb || !r->yb || !r->dout || !r->snapshot || !r->mse || !r->base)
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+    if ((st = aec_workspace_create(&r->ws_train, r->m, o->batch, 1, err)) ||
+        (st = aec_workspace_create(&r->ws_eval, r->m, eval_batch, 0, err)))
+        return st;
+    if (o->history && !(r->history = fopen(o->history, "w")))
+        return aec_fail(err, AEC_ERR_IO, "%s: cannot open for writing", o->history);
+    return AEC_OK;
+}
+
+/* One epoch over idx[0..n); returns the mean training loss, or NAN when
+ * interrupted before its end. */
+static double train_epoch(run_state *r, const train_options *o, int epoch, size_t *idx,
+                          size_t n, uint64_t *rng, long *step_count)
+{
+    size_t per = aec_model_input_count(r->m);
+    aec_adam adam = {o->lr, 0.9f, 0.999f, 1e-7f};
+    shuffle(idx, n, rng);
+    int steps = (int)((n + (size_t)o->batch - 1) / (size_t)o->batch);
+    double loss_sum = 0, t0 = now_seconds();
+    for (int s = 0; s < steps; s++) {
+        size_t first = (size_t)s * (size_t)o->batch;
+        int b = n - first < (size_t)o->batch ? (int)(n - first) : o->batch;
+        train_dataset_batch(&r->ds, idx + first, b, r->xb);
+        aec_model_zero_grad(r->m);
+        const float *y = aec_model_forward_train(r->m, r->ws_train, r->xb, b);
+        float loss = aec_mse_forward_backward(r->dout, y, r->xb, per * (size_t)b);
+        aec_model_backward(r->m, r->ws_train, r->xb, r->dout, b);
+        aec_adam_step(r->m, &adam, ++*step_count);
+        loss_sum += (double)loss * b;
+        progress(o, epoch, s + 1, steps, loss_sum / (double)(first + (size_t)b),
+                 now_seconds() - t0);
+        if (train_stop_requested)
+            return NAN;
+    }
+    return loss_sum / (double)n;
+}
+
+aec_status train_run(const train_options *o, aec_error *err)
+{
+    run_state r = {0};
+    aec_status st = setup(&r, o, err);
+    if (st) {
+        run_free(&r);
+        return st;
+    }
+    openblas_set_num_threads(o->threads);
+    size_t n = r.ds.count;
+    for (size_t i = 0; i < n; i++)
+        r.order[i] = i;
+    uint64_t rng = o->seed;
+    shuffle(r.order, n, &rng);
+    size_t nval = (size_t)((double)n * o->val);
+    if (o->val > 0 && nval == 0 && n > 1)
+        nval = 1;
+    size_t ntrain = n - nval;
+    size_t *train_idx = r.order, *val_idx = r.order + ntrain;
+    /* calibration and preview use validation images, or training ones if none */
+    size_t *cal_idx = nval ? val_idx : train_idx, ncal = nval ? nval : ntrain;
+    if (ntrain < 1) {
+        run_free(&r);
+        return aec_fail(err, AEC_ERR_INVALID, "no training images left after --val %g", o->val);
+    }
+    if (!o->quiet)
+        fprintf(stderr, "model %s: %zu parameters; %zu train / %zu validation images\n",
+                o->arch, aec_model_param_count(r.m), ntrain, nval);
+
+    long steps = 0;
+    int done_epochs = 0;
+    double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
+    params_copy(r.m, r.snapshot, 1);
+    for (int epoch = 1; epoch <= o->epochs; epoch++) {
+        double t0 = now_seconds();
+        double loss = train_epoch(&r, o, epoch, train_idx, ntrain, &rng, &steps);
+        double secs = now_seconds() - t0;
+        if (isnan(loss)) {
+            fprintf(stderr, "\ninterrupted: keeping the model of epoch %d\n", done_epochs);
+            params_copy(r.m, r.snapshot, 0);
+            break;
+        }
+        train_seconds += secs;
+        done_epochs = epoch;
+        last_loss = loss;
+        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL, NULL)
+                       : NAN;
+        if (!o->quiet)
+            fprintf(stderr,
+                    "epoch %d/%d - %.2f s - %.0f images/s - loss %.5f - val_mse %.5f - "
+                    "val_psnr %.2f dB\n",
+                    epoch, o->epochs, secs, ntrain / secs, loss, val_mse, psnr_of(val_mse));
+        if (r.history) {
+            fprintf(r.history,
+                    "{\"epoch\":%d,\"loss\":%.8g,\"val_mse\":%.8g,\"val_psnr\":%.4f,"
+                    "\"seconds\":%.3f,\"images_per_s\":%.1f}\n",
+                    epoch, loss, nval ? val_mse : 0.0, nval ? psnr_of(val_mse) : 0.0, secs,
+                    ntrain / secs);
+            fflush(r.history);
+        }
+        params_copy(r.m, r.snapshot, 1);
+    }
+    if (done_epochs == 0) {
+        run_free(&r);
+        return aec_fail(err, AEC_ERR_INVALID,
+                        "stopped before the first epoch completed; %s not written", o->out);
+    }
+
+    double val_mse_ema = val_mse;
+    int recal = o->bn_recal && bn_recalibrate(r.m, r.ws_train, &r.ds, train_idx, ntrain, r.xb);
+    double cal_mean = evaluate(r.m, r.ws_eval, &r.ds, cal_idx, ncal, r.xb, r.yb, r.mse, r.base);
+    if (nval)
+        val_mse = cal_mean;
+    if (recal && !o->quiet)
+        fprintf(stderr, "batchnorm statistics re-estimated: val_mse %.5f -> %.5f (%.2f dB)\n",
+                val_mse_ema, val_mse, psnr_of(val_mse));
+    if (ncal >= 2 && (st = aec_anomaly_calibrate(r.mse, r.base, ncal, 4, 1e-4,
+                                                 &r.m->anomaly_json, err))) {
+        run_free(&r);
+        return st;
+    }
+    r.m->train_json = train_record(o, ntrain, nval, done_epochs, last_loss, val_mse, val_mse_ema,
+                                   train_seconds, recal);
+    aec_model_update_id(r.m);
+    if ((st = aec_model_save(r.m, o->out, err))) {
+        run_free(&r);
+        return st;
+    }
+    if (o->preview)
+        write_preview(o, r.m, r.ws_eval, &r.ds, cal_idx, ncal, r.xb, r.yb);
+    if (!o->quiet)
+        fprintf(stderr, "wrote %s (%s) in %.1f s total\n", o->out, r.m->id,
+                now_seconds() - t_start);
+    run_free(&r);
+    return AEC_OK;
+}

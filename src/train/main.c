@@ -1,0 +1,180 @@
+/* main.c - aec-train: options, signals, and the call into the loop.
+ *
+ *   aec-train --data DIR --out FILE [--arch mlp|conv] [--epochs N] ...
+ *
+ * Exit status: 0 on success, 1 when training or writing fails, 2 for a bad
+ * command line. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: aec-train --data DIR --out FILE [options]\n"
+            "\n"
+            "Trains an autoencoder on the photos under DIR (recursively) and writes a model\n"
+            "file (safetensors with aec metadata) that aecd serves.\n"
+            "\n"
+            "  --data DIR        folder of images (PNG, JPEG, BMP, GIF, TGA)\n"
+            "  --out FILE        model file to write (atomically)\n"
+            "  --arch mlp|conv   reference MLP with batchnorm, or convolutional (default conv)\n"
+            "  --size S          input side in pixels (default 48)\n"
+            "  --latent N        mlp: latent values (default 3*S*S/4); conv: latent\n"
+            "                    channels at S/4 x S/4 (default 12)\n"
+            "  --width W         conv: base channel count (default 32)\n"
+            "  --epochs N        (default 10)\n"
+            "  --batch N         (default 256)\n"
+            "  --lr X            Adam learning rate (default 0.001)\n"
+            "  --val F           fraction held out for validation (default 0.1)\n"
+            "  --limit N         use only the first N files by name\n"
+            "  --seed N          shuffling and initialization seed (default 1)\n"
+            "  --threads N       decoding and BLAS threads (default: all cores)\n"
+            "  --no-bn-recal     keep batchnorm's running averages as trained\n"
+            "  --history FILE    one JSON object per epoch\n"
+            "  --preview FILE    PNG: validation originals above their reconstructions\n"
+            "  --quiet           no progress output\n"
+            "  --help, --version\n");
+}
+
+static int parse_long(const char *name, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "aec-train: %s must be an integer in [%ld, %ld], not \"%s\"\n", name, lo,
+                hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *name, const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "aec-train: %s must be a number in [%g, %g], not \"%s\"\n", name, lo, hi,
+                s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, train_options *o)
+{
+    long v;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--version")) {
+            printf("aec-train %s\n", AEC_VERSION);
+            exit(0);
+        }
+        if (!strcmp(a, "--no-bn-recal")) {
+            o->bn_recal = 0;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "aec-train: %s needs a value (see --help)\n", a);
+            return -1;
+        }
+        const char *val = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "--data"))
+            o->data_dir = val;
+        else if (!strcmp(a, "--out"))
+            o->out = val;
+        else if (!strcmp(a, "--arch"))
+            o->arch = val;
+        else if (!strcmp(a, "--history"))
+            o->history = val;
+        else if (!strcmp(a, "--preview"))
+            o->preview = val;
+        else if (!strcmp(a, "--size"))
+            bad = parse_long(a, val, 4, 512, &v) || ((o->size = (int)v), 0);
+        else if (!strcmp(a, "--latent"))
+            bad = parse_long(a, val, 1, 1 << 20, &v) || ((o->latent = (int)v), 0);
+        else if (!strcmp(a, "--width"))
+            bad = parse_long(a, val, 1, 1024, &v) || ((o->width = (int)v), 0);
+        else if (!strcmp(a, "--epochs"))
+            bad = parse_long(a, val, 1, 100000, &v) || ((o->epochs = (int)v), 0);
+        else if (!strcmp(a, "--batch"))
+            bad = parse_long(a, val, 1, 65536, &v) || ((o->batch = (int)v), 0);
+        else if (!strcmp(a, "--limit"))
+            bad = parse_long(a, val, 1, LONG_MAX, &o->limit);
+        else if (!strcmp(a, "--seed"))
+            bad = parse_long(a, val, 0, LONG_MAX, &v) || ((o->seed = (uint64_t)v), 0);
+        else if (!strcmp(a, "--threads"))
+            bad = parse_long(a, val, 1, 64, &v) || ((o->threads = (int)v), 0);
+        else if (!strcmp(a, "--lr"))
+            bad = parse_float(a, val, 1e-9, 10, &o->lr);
+        else if (!strcmp(a, "--val"))
+            bad = parse_float(a, val, 0, 0.9, &o->val);
+        else {
+            fprintf(stderr, "aec-train: unknown option %s (see --help)\n", a);
+            return -1;
+        }
+        if (bad)
+            return -1;
+    }
+    if (!o->data_dir || !o->out) {
+        fprintf(stderr, "aec-train: --data and --out are required (see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (train_stop_requested) /* a second ^C stops at once */
+        _exit(130);
+    train_stop_requested = 1;
+}
+
+int main(int argc, char **argv)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    train_options o = {
+        .arch = "conv",
+        .size = 48,
+        .epochs = 10,
+        .batch = 256,
+        .lr = 0.001f,
+        .val = 0.1f,
+        .seed = 1,
+        .threads = cores > 0 && cores < 64 ? (int)cores : 2,
+        .bn_recal = 1,
+    };
+    if (parse_args(argc, argv, &o))
+        return 2;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    aec_error err = {{0}};
+    if (train_run(&o, &err)) {
+        fprintf(stderr, "aec-train: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}

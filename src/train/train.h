@@ -1,0 +1,61 @@
+/* train.h - the pieces of aec-train (private to src/train/).
+ *
+ * dataset.c: finds and decodes the photos into memory (uint8, planar).
+ * arch.c:    the layer specs of the built-in architectures.
+ * loop.c:    the training loop, evaluation, calibration and the model file.
+ * main.c:    options and the program entry point.
+ */
+#ifndef AEC_TRAIN_H
+#define AEC_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aec/error.h"
+#include "aec/model.h"
+
+typedef struct {
+    const char *data_dir;
+    const char *arch; /* "mlp" or "conv" */
+    int size;         /* input side in pixels */
+    int latent;       /* latent size (mlp: values; conv: channels at size/4) */
+    int width;        /* conv: base channel count */
+    int epochs;
+    int batch;
+    float lr;
+    float val;        /* fraction held out */
+    long limit;       /* first N files by name; 0 = all */
+    uint64_t seed;
+    int threads;
+    int bn_recal;     /* re-estimate batchnorm statistics after each epoch */
+    const char *out;
+    const char *history;
+    const char *preview;
+    int quiet;
+} train_options;
+
+/* ---- dataset.c ---- */
+typedef struct {
+    size_t count;   /* images kept */
+    size_t skipped; /* files that could not be read or decoded */
+    int c, h, w;
+    uint8_t *pixels; /* count * c*h*w, planar per image */
+} train_dataset;
+
+aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h,
+                              int w, int threads, aec_error *err);
+void train_dataset_free(train_dataset *ds);
+/* images idx[0..n) -> floats in [0,1] */
+void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, float *out);
+
+/* ---- arch.c ---- */
+/* malloc'd aec.layers JSON; *latent_index set. */
+aec_status train_arch_spec(const train_options *o, char **json, int *latent_index,
+                           aec_error *err);
+
+/* ---- loop.c ---- */
+extern volatile sig_atomic_t train_stop_requested;
+aec_status train_run(const train_options *o, aec_error *err);
+
+#endif
