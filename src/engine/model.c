@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cJSON.h>
+#include <cblas.h>
 
 #include "aec/layers.h"
 
@@ -805,13 +806,17 @@ void aec_adam_step(aec_model *m, const aec_adam *opt, long t)
     float bc2_sqrt = sqrtf(1.0f - powf(opt->beta2, (float)t));
     float step = opt->lr / bc1;
     float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
+    int threads = openblas_get_num_threads();
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i].nparams; j++) {
             aec_param *p = &m->layers[i].params[j];
             if (!p->trainable || !p->grad)
                 continue;
             float *w = p->data, *g = p->grad, *mm = p->adam_m, *vv = p->adam_v;
-            for (size_t k = 0; k < p->count; k++) {
+            long count = (long)p->count;
+            /* memory-bound: split across the cores for large tensors */
+#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
+            for (long k = 0; k < count; k++) {
                 mm[k] = b1 * mm[k] + (1.0f - b1) * g[k];
                 vv[k] = b2 * vv[k] + (1.0f - b2) * g[k] * g[k];
                 w[k] -= step * mm[k] / (sqrtf(vv[k]) / bc2_sqrt + eps);

@@ -203,6 +203,7 @@ static char *train_record(const train_options *o, size_t ntrain, size_t nval, in
     cJSON_AddNumberToObject(r, "epochs", epochs_done);
     cJSON_AddNumberToObject(r, "batch", o->batch);
     cJSON_AddNumberToObject(r, "lr", o->lr);
+    cJSON_AddStringToObject(r, "schedule", o->cosine ? "cosine" : "constant");
     cJSON_AddStringToObject(r, "optimizer", "adam(0.9,0.999,1e-7)");
     cJSON_AddNumberToObject(r, "seed", (double)o->seed);
     cJSON_AddNumberToObject(r, "threads", o->threads);
@@ -214,7 +215,8 @@ static char *train_record(const train_options *o, size_t ntrain, size_t nval, in
     if (recal)
         cJSON_AddNumberToObject(r, "val_mse_before_bn_recal", val_mse_ema);
     cJSON_AddBoolToObject(r, "bn_recalibrated", recal);
-    cJSON_AddNumberToObject(r, "seconds", seconds);
+    if (!o->reproducible)
+        cJSON_AddNumberToObject(r, "seconds", seconds);
     char *s = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
     return s;
@@ -292,6 +294,7 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
     aec_adam adam = {o->lr, 0.9f, 0.999f, 1e-7f};
     shuffle(idx, n, rng);
     int steps = (int)((n + (size_t)o->batch - 1) / (size_t)o->batch);
+    double total_steps = (double)steps * o->epochs;
     double loss_sum = 0, t0 = now_seconds();
     for (int s = 0; s < steps; s++) {
         size_t first = (size_t)s * (size_t)o->batch;
@@ -301,6 +304,8 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
         const float *y = aec_model_forward_train(r->m, r->ws_train, r->xb, b);
         float loss = aec_mse_forward_backward(r->dout, y, r->xb, per * (size_t)b);
         aec_model_backward(r->m, r->ws_train, r->xb, r->dout, b);
+        if (o->cosine)
+            adam.lr = (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (double)*step_count / total_steps)));
         aec_adam_step(r->m, &adam, ++*step_count);
         loss_sum += (double)loss * b;
         progress(o, epoch, s + 1, steps, loss_sum / (double)(first + (size_t)b),
@@ -344,6 +349,13 @@ aec_status train_run(const train_options *o, aec_error *err)
     int done_epochs = 0;
     double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
     params_copy(r.m, r.snapshot, 1);
+    if (r.history && nval) { /* epoch 0: the untrained model, the baseline to beat */
+        double v0 = evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL, NULL);
+        fprintf(r.history,
+                "{\"epoch\":0,\"loss\":null,\"val_mse\":%.8g,\"val_psnr\":%.4f,"
+                "\"seconds\":0,\"images_per_s\":null}\n",
+                v0, psnr_of(v0));
+    }
     for (int epoch = 1; epoch <= o->epochs; epoch++) {
         double t0 = now_seconds();
         double loss = train_epoch(&r, o, epoch, train_idx, ntrain, &rng, &steps);

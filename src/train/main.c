@@ -32,6 +32,7 @@ static void usage(FILE *f)
             "  --epochs N        (default 10)\n"
             "  --batch N         (default 256)\n"
             "  --lr X            Adam learning rate (default 0.001)\n"
+            "  --schedule S      constant (default) or cosine learning-rate decay\n"
             "  --val F           fraction held out for validation (default 0.1)\n"
             "  --limit N         use only the first N files by name\n"
             "  --seed N          shuffling and initialization seed (default 1)\n"
@@ -40,6 +41,8 @@ static void usage(FILE *f)
             "  --history FILE    one JSON object per epoch\n"
             "  --preview FILE    PNG: validation originals above their reconstructions\n"
             "  --quiet           no progress output\n"
+            "  --reproducible    leave timings out of the file, so the same seed, data and\n"
+            "                    --threads give the same bytes on every run\n"
             "  --help, --version\n");
 }
 
@@ -92,6 +95,10 @@ static int parse_args(int argc, char **argv, train_options *o)
             o->quiet = 1;
             continue;
         }
+        if (!strcmp(a, "--reproducible")) {
+            o->reproducible = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "aec-train: %s needs a value (see --help)\n", a);
             return -1;
@@ -104,7 +111,13 @@ static int parse_args(int argc, char **argv, train_options *o)
             o->out = val;
         else if (!strcmp(a, "--arch"))
             o->arch = val;
-        else if (!strcmp(a, "--history"))
+        else if (!strcmp(a, "--schedule")) {
+            if (strcmp(val, "constant") && strcmp(val, "cosine")) {
+                fprintf(stderr, "aec-train: --schedule is constant or cosine, not \"%s\"\n", val);
+                return -1;
+            }
+            o->cosine = !strcmp(val, "cosine");
+        } else if (!strcmp(a, "--history"))
             o->history = val;
         else if (!strcmp(a, "--preview"))
             o->preview = val;

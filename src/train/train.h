@@ -24,6 +24,7 @@ typedef struct {
     int epochs;
     int batch;
     float lr;
+    int cosine;       /* cosine learning-rate decay to 0 over the run */
     float val;        /* fraction held out */
     long limit;       /* first N files by name; 0 = all */
     uint64_t seed;
@@ -33,6 +34,7 @@ typedef struct {
     const char *history;
     const char *preview;
     int quiet;
+    int reproducible; /* leave wall-clock times out of the file: same bytes every run */
 } train_options;
 
 /* ---- dataset.c ---- */

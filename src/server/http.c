@@ -1,0 +1,744 @@
+/* http.c - the libmicrohttpd glue: listening socket, daemon options, the
+ * request lifecycle (see server.h for the flow), body accumulation under
+ * limits, authentication, suspension while model work runs, replies and the
+ * one log line per request.
+ *
+ * The access handler is called on an I/O thread:
+ *   first call    route, auth, method, query and header checks
+ *   upload calls  body bytes, appended while under the route's limit
+ *   final call    cheap endpoints answer; model endpoints are suspended
+ *                 and handed to the workers
+ *   resumed call  the reply built by a worker is queued
+ * An error found from the headers of a request that has a body, when the
+ * client waits for "100 Continue" (or declares more than AECD_DRAIN_MAX
+ * bytes), is queued at once: MHD sends it without reading the body and
+ * closes the connection. A client that is already sending its body has it
+ * read and thrown away (nothing is kept) and gets the reply once it ends:
+ * closing on unread bytes would make the kernel reset the connection and
+ * the client could lose the reply. Without a body, the reply is queued at
+ * the final call and the connection stays open.
+ *
+ * libmicrohttpd 0.9.75 cannot queue a reply while a body is still arriving
+ * (MHD_queue_response fails in that state), so a chunked upload (no
+ * Content-Length) that outgrows the limit is likewise drained, for up to
+ * AECD_DRAIN_MAX more bytes, and gets its 413 when it ends; past that the
+ * connection is closed.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "params.h"
+#include "routes.h"
+
+#define AECD_CONN_MEMORY (64u << 10)    /* per connection: request headers and read buffer */
+#define AECD_DRAIN_MAX (128ull << 20)  /* see the comment at the top */
+#define AECD_LISTEN_BACKLOG 511
+
+static const char k_json[] = "application/json";
+
+uint64_t aecd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static void set_reply(aecd_request *req, unsigned status, struct MHD_Response *resp,
+                      const char *content_type, size_t len)
+{
+    if (req->resp) /* a second reply replaces the first */
+        MHD_destroy_response(req->resp);
+    req->resp = resp;
+    req->status = status;
+    req->resp_bytes = len;
+    if (resp && content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+}
+
+void aecd_reply(aecd_request *req, unsigned status, const char *content_type, void *body,
+                size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(body);
+    set_reply(req, status, resp, content_type, len);
+}
+
+void aecd_reply_static(aecd_request *req, unsigned status, const char *content_type,
+                       const char *body)
+{
+    size_t len = strlen(body);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    set_reply(req, status, resp, content_type, len);
+}
+
+void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt,
+                      ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(req->err_code, sizeof req->err_code, "%s", code);
+
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"error\":{\"code\":");
+    aecd_buf_json_str(&b, code);
+    aecd_buf_puts(&b, ",\"message\":");
+    aecd_buf_json_str(&b, msg);
+    aecd_buf_puts(&b, "}}\n");
+    size_t len;
+    char *body = aecd_buf_steal(&b, &len);
+    if (!body) {
+        set_reply(req, status, NULL, NULL, 0);
+        return;
+    }
+    aecd_reply(req, status, k_json, body, len);
+    if (!req->resp)
+        return;
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"aecd\"");
+}
+
+/* When building the reply itself failed (out of memory). */
+static struct MHD_Response *fallback_reply(aecd_request *req)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"the server is out of memory\"}}\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, k_json);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
+    req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    req->resp_bytes = sizeof body - 1;
+    snprintf(req->err_code, sizeof req->err_code, "out_of_memory");
+    return resp;
+}
+
+static enum MHD_Result queue_reply(aecd_request *req)
+{
+    struct MHD_Response *resp = req->resp ? req->resp : fallback_reply(req);
+    req->resp = NULL;
+    req->phase = AECD_PHASE_REPLIED;
+    if (!resp)
+        return MHD_NO; /* nothing can be sent: close */
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (req->status == MHD_HTTP_METHOD_NOT_ALLOWED && req->route)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, aecd_route_allow(req->route));
+    if (atomic_load(&req->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(req->conn, req->status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* ---- the worker/batcher pipeline -------------------------------------------------- */
+
+/* Resumes the connection; req may be freed by an I/O thread right after. */
+static void resume(aecd_request *req)
+{
+    aecd_server *srv = req->srv;
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&srv->pipe_count, 1);
+}
+
+static aecd_request *request_of_task(aecd_task *t)
+{
+    return (aecd_request *)((char *)t - offsetof(aecd_request, task));
+}
+
+static void run_finish(aecd_task *t)
+{
+    aecd_request *req = request_of_task(t);
+    req->route->finish(req);
+    resume(req);
+}
+
+void aecd_request_job_done(aecd_job *job)
+{
+    aecd_request *req = job->ctx;
+    req->task.run = run_finish;
+    aecd_workers_continue(req->srv->workers, &req->task);
+}
+
+static void run_prepare(aecd_task *t)
+{
+    aecd_request *req = request_of_task(t);
+    if (req->route->prepare(req) == AECD_STAGE_DONE)
+        resume(req);
+    /* else: req belongs to the batcher now, then to run_finish */
+}
+
+static enum MHD_Result start_work(aecd_request *req)
+{
+    aecd_server *srv = req->srv;
+    req->phase = AECD_PHASE_WORKING;
+    atomic_fetch_add(&srv->pipe_count, 1);
+    MHD_suspend_connection(req->conn);
+    req->task.run = run_prepare;
+    if (aecd_workers_submit(srv->workers, &req->task) == 0)
+        return MHD_YES;
+    if (atomic_load(&srv->draining))
+        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+                         "the server is shutting down");
+    else
+        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                         "%d requests are already waiting for a worker; retry shortly",
+                         srv->cfg->queue_size);
+    resume(req); /* called again at once, to queue the 503 */
+    return MHD_YES;
+}
+
+/* ---- header checks (first call) ------------------------------------------------------ */
+
+static const char *header(aecd_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* Compares in time that depends only on the key's length. */
+static int key_matches(const char *key, const char *given)
+{
+    size_t k = strlen(key), n = strlen(given);
+    unsigned char d = (unsigned char)(n != k);
+    for (size_t i = 0; i < k; i++)
+        d |= (unsigned char)key[i] ^ (unsigned char)(i < n ? given[i] : 0);
+    return d == 0;
+}
+
+static int authorized(aecd_request *req)
+{
+    const char *h = header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+        return 0;
+    h += 6;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return key_matches(req->srv->cfg->api_key, h);
+}
+
+static int expects_continue(aecd_request *req)
+{
+    const char *e = header(req, MHD_HTTP_HEADER_EXPECT);
+    return e && strcasecmp(e, "100-continue") == 0;
+}
+
+static int has_body(aecd_request *req)
+{
+    const char *cl = header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return (cl && strcmp(cl, "0") != 0) || te;
+}
+
+/* Content-Length, or -1 when absent (MHD has already refused a malformed one). */
+static long long content_length(aecd_request *req)
+{
+    const char *cl = header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (errno || *end || v > (unsigned long long)INT64_MAX)
+        return INT64_MAX;
+    return (long long)v;
+}
+
+static int accepts_latent(const char *accept)
+{
+    for (const char *p = accept; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        static const char t[] = "application/x-aec-latent";
+        size_t n = sizeof t - 1;
+        if (strncasecmp(p, t, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ';' ||
+                                          p[n] == ' '))
+            return 1;
+        p = strchr(p, ',');
+    }
+    return 0;
+}
+
+static void capture_headers(aecd_request *req)
+{
+    const char *ct = header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct) {
+        req->has_media = 1;
+        aecd_media_type_parse(ct, &req->media); /* malformed: type "" */
+    }
+    req->accept_latent = accepts_latent(header(req, MHD_HTTP_HEADER_ACCEPT));
+}
+
+/* 0 if the request may proceed; -1 with the reply set. */
+static int check_headers(aecd_request *req, const char *url, const char *method)
+{
+    aecd_server *srv = req->srv;
+    const aecd_route *r = aecd_route_find(url);
+    if (!r) {
+        aecd_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found",
+                         "no endpoint at this path; the API is POST /encode, /decode,"
+                         " /anomaly and GET /healthz, /readyz, /v1/model, /metrics");
+        return -1;
+    }
+    req->route = r;
+    req->endpoint = r->endpoint;
+    if (!r->is_public && srv->cfg->api_key && !authorized(req)) {
+        aecd_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                         header(req, MHD_HTTP_HEADER_AUTHORIZATION)
+                             ? "the API key is wrong"
+                             : "this endpoint needs 'Authorization: Bearer <API key>'");
+        return -1;
+    }
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (r->is_post ? strcmp(method, "POST") != 0 : !is_get) {
+        aecd_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                         "%s is not allowed on %s; use %s", req->method, r->path,
+                         aecd_route_allow(r));
+        return -1;
+    }
+    if (req->query_len > AECD_MAX_QUERY) {
+        aecd_reply_error(req, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                         "the query string is longer than %d bytes", AECD_MAX_QUERY);
+        return -1;
+    }
+    char msg[512];
+    if (aecd_params_parse(req->query, req->query_len, r->params, &req->params, msg,
+                          sizeof msg) != 0) {
+        aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "%s", msg);
+        return -1;
+    }
+    capture_headers(req);
+    if (!r->is_post)
+        return 0;
+    if (r->check(req) != 0)
+        return -1;
+    long long cl = content_length(req);
+    if (cl >= 0 && (unsigned long long)cl > req->body_limit) {
+        aecd_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                         "the body is %lld bytes; this endpoint takes at most %zu", cl,
+                         req->body_limit);
+        return -1;
+    }
+    req->body_expect = cl > 0 ? (size_t)cl : 0;
+    return 0;
+}
+
+static void set_request_id(aecd_request *req)
+{
+    const char *given = header(req, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    int ok = n > 0 && n < sizeof req->id && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)given[i]) || strchr("-_.:", given[i]);
+    if (ok) {
+        memcpy(req->id, given, n + 1);
+        return;
+    }
+    unsigned long long k = atomic_fetch_add(&req->srv->next_req_id, 1);
+    snprintf(req->id, sizeof req->id, "%08llx%08llx",
+             (unsigned long long)(req->srv->req_id_salt & 0xffffffffu), k & 0xffffffffffull);
+}
+
+/* ---- the access handler ------------------------------------------------------------- */
+
+static enum MHD_Result first_call(aecd_request *req, const char *url, const char *method)
+{
+    snprintf(req->method, sizeof req->method, "%s", method);
+    snprintf(req->path, sizeof req->path, "%s", url);
+    set_request_id(req);
+    req->phase = AECD_PHASE_BODY;
+    if (check_headers(req, url, method) == 0)
+        return MHD_YES;
+    req->phase = AECD_PHASE_DISCARD; /* reply at the final call */
+    long long cl = content_length(req);
+    if (has_body(req) && (expects_continue(req) || cl > (long long)AECD_DRAIN_MAX))
+        return queue_reply(req); /* MHD answers without reading the body, then closes */
+    return MHD_YES;
+}
+
+void aecd_request_free_body(aecd_request *req)
+{
+    if (req->body_cap)
+        atomic_fetch_sub(&req->srv->body_bytes, req->body_cap);
+    free(req->body);
+    req->body = NULL;
+    req->body_len = req->body_cap = 0;
+}
+
+/* Grows the body buffer as bytes arrive (never to what a client merely
+ * declares), within the route's limit and the server-wide --max-buffered.
+ * 0, or -1 with the reply set. */
+static int grow_body(aecd_request *req, size_t need)
+{
+    if (need <= req->body_cap)
+        return 0;
+    size_t max = req->body_limit + 1;
+    if (req->body_expect && req->body_expect + 1 < max)
+        max = req->body_expect + 1;
+    size_t cap = req->body_cap ? req->body_cap : 64u << 10;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > max)
+        cap = max > need ? max : need;
+    size_t more = cap - req->body_cap;
+    size_t total = atomic_fetch_add(&req->srv->body_bytes, more) + more;
+    if (total > req->srv->cfg->max_buffered) {
+        atomic_fetch_sub(&req->srv->body_bytes, more);
+        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                         "the server is holding too many uploads (--max-buffered); retry shortly");
+        return -1;
+    }
+    uint8_t *p = realloc(req->body, cap);
+    if (!p) {
+        atomic_fetch_sub(&req->srv->body_bytes, more);
+        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                         "no memory for a %zu-byte body", need);
+        return -1;
+    }
+    req->body = p;
+    req->body_cap = cap;
+    return 0;
+}
+
+/* Upload bytes. Returns MHD_NO to close the connection. */
+static enum MHD_Result take_body(aecd_request *req, const char *data, size_t n)
+{
+    req->body_seen += n;
+    if (req->phase == AECD_PHASE_DISCARD) {
+        req->discarded += n;
+        return req->discarded > AECD_DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
+    if (!req->route->is_post)
+        return MHD_YES; /* a GET with a body: ignored */
+    if (n > req->body_limit - req->body_len) {
+        aecd_request_free_body(req);
+        aecd_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                         "the body is longer than %zu bytes, the most this endpoint takes",
+                         req->body_limit);
+        req->phase = AECD_PHASE_DISCARD;
+        return MHD_YES;
+    }
+    if (grow_body(req, req->body_len + n + 1) != 0) {
+        aecd_request_free_body(req);
+        req->phase = AECD_PHASE_DISCARD;
+        return MHD_YES;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+    return MHD_YES;
+}
+
+static enum MHD_Result final_call(aecd_request *req)
+{
+    const aecd_route *r = req->route;
+    if (r->respond) {
+        r->respond(req);
+        return queue_reply(req);
+    }
+    if (req->body_len == 0) {
+        aecd_reply_error(req, MHD_HTTP_BAD_REQUEST, "empty_body", "the request body is empty");
+        return queue_reply(req);
+    }
+    return start_work(req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)cls;
+    (void)conn;
+    (void)version;
+    aecd_request *req = *con_cls;
+    if (!req)
+        return MHD_NO; /* no memory for a request context: close */
+    size_t n = *upload_data_size;
+    *upload_data_size = 0; /* every byte is always consumed */
+    switch (req->phase) {
+    case AECD_PHASE_HEADERS:
+        return first_call(req, url, method);
+    case AECD_PHASE_BODY:
+        return n ? take_body(req, upload_data, n) : final_call(req);
+    case AECD_PHASE_DISCARD:
+        return n ? take_body(req, upload_data, n) : queue_reply(req);
+    case AECD_PHASE_WORKING: /* resumed: the worker has built the reply */
+        return queue_reply(req);
+    case AECD_PHASE_REPLIED:
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+/* ---- request start and end ------------------------------------------------------------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    aecd_server *srv = cls;
+    aecd_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->srv = srv;
+    req->conn = conn;
+    req->t_start_ns = aecd_now_ns();
+    req->phase = AECD_PHASE_HEADERS;
+    req->endpoint = AECD_EP_OTHER;
+    const char *q = strchr(uri, '?');
+    if (q) {
+        req->query_len = strlen(q + 1);
+        size_t keep = req->query_len > AECD_MAX_QUERY ? 0 : req->query_len;
+        req->query = strndup(q + 1, keep);
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->remote,
+                      sizeof req->remote);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->remote,
+                      sizeof req->remote);
+    }
+    atomic_fetch_add(&srv->in_flight, 1);
+    aecd_metrics_request_begin(srv->metrics);
+    return req;
+}
+
+static void request_free(aecd_request *req)
+{
+    if (req->resp)
+        MHD_destroy_response(req->resp);
+    free(req->query);
+    aecd_request_free_body(req);
+    free(req->tensor_in);
+    free(req->tensor_out);
+    free(req);
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "ok";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "read_error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client_abort";
+    }
+    return "unknown";
+}
+
+/* The status the log and the metrics record: what was sent, or 408 when the
+ * connection timed out first, or 499 when it ended some other way. */
+static unsigned final_status(const aecd_request *req, enum MHD_RequestTerminationCode toe)
+{
+    if (req->phase == AECD_PHASE_REPLIED && req->status)
+        return req->status;
+    return toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
+}
+
+static void log_request(const aecd_request *req, unsigned status, uint64_t ns,
+                        enum MHD_RequestTerminationCode toe)
+{
+    aecd_logline l;
+    aecd_log_begin(&l, status >= 500 && status != 503 ? AECD_LOG_ERROR : AECD_LOG_INFO,
+                   "request");
+    aecd_log_str(&l, "id", req->id);
+    aecd_log_str(&l, "method", req->method);
+    aecd_log_str(&l, "path", req->path);
+    aecd_log_int(&l, "status", status);
+    aecd_log_int(&l, "bytes", (long long)(req->phase == AECD_PHASE_REPLIED ? req->resp_bytes : 0));
+    aecd_log_int(&l, "us", (long long)(ns / 1000));
+    if (req->remote[0])
+        aecd_log_str(&l, "remote", req->remote);
+    if (req->err_code[0])
+        aecd_log_str(&l, "error", req->err_code);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        aecd_log_str(&l, "end", termination_name(toe));
+    aecd_log_end(&l);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    aecd_server *srv = cls;
+    aecd_request *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (!req->method[0]) /* the handler never ran (MHD refused the headers itself) */
+        snprintf(req->method, sizeof req->method, "-");
+    uint64_t ns = aecd_now_ns() - req->t_start_ns;
+    unsigned status = final_status(req, toe);
+    aecd_metrics_request_end(srv->metrics, req->endpoint, status, ns);
+    log_request(req, status, ns, toe);
+    request_free(req);
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    aecd_logline l;
+    aecd_log_begin(&l, AECD_LOG_WARN, "libmicrohttpd");
+    aecd_log_str(&l, "detail", msg);
+    aecd_log_end(&l);
+}
+
+/* ---- daemon ----------------------------------------------------------------------------- */
+
+static int bind_one(const struct addrinfo *ai, int *err)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, AECD_LISTEN_BACKLOG) != 0) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int aecd_http_listen(aecd_server *srv)
+{
+    const aecd_config *cfg = srv->cfg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "aecd: --host %s: %s\n", cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = bind_one(ai, &err);
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fprintf(stderr, "aecd: cannot listen on %s port %d: %s%s\n", cfg->host, cfg->port,
+                strerror(err),
+                err == EADDRINUSE ? " (another process is using the port; pick another"
+                                    " with --port, or --port 0 for any free one)"
+                                  : "");
+        return -1;
+    }
+    srv->listen_fd = fd;
+    return 0;
+}
+
+int aecd_http_port(aecd_server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
+int aecd_http_start(aecd_server *srv)
+{
+    const aecd_config *cfg = srv->cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
+                                                                      : MHD_USE_POLL;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, /* first, to catch every message */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)AECD_CONN_MEMORY,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        fprintf(stderr, "aecd: libmicrohttpd could not start (see the message above)\n");
+        return -1;
+    }
+    return 0;
+}
+
+void aecd_http_quiesce(aecd_server *srv)
+{
+    if (srv->daemon)
+        MHD_quiesce_daemon(srv->daemon); /* returns listen_fd, still ours to close */
+}
+
+void aecd_http_stop(aecd_server *srv)
+{
+    if (srv->daemon)
+        MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    srv->listen_fd = -1;
+}
+
+long aecd_http_in_flight(aecd_server *srv)
+{
+    return atomic_load(&srv->in_flight);
+}
+
+long aecd_http_pipeline(aecd_server *srv)
+{
+    return atomic_load(&srv->pipe_count);
+}

@@ -1,0 +1,726 @@
+/* routes.c - the endpoints: the route table, what each accepts, and how
+ * each turns a request into a reply.
+ *
+ *   POST /encode    image -> latent (JSON, or binary with ?format=binary or
+ *                   Accept: application/x-aec-latent; ?dtype=f32|f16|u8)
+ *   POST /decode    latent (JSON or binary) -> PNG (?width=, ?height=)
+ *   POST /anomaly   image -> anomaly score (?threshold=, ?heatmap=1)
+ *   GET  /healthz   liveness: always 200
+ *   GET  /readyz    readiness: 200 when serving, 503 while shutting down
+ *   GET  /v1/model  what the model is (built once, at startup)
+ *   GET  /metrics   Prometheus text
+ *
+ * Error codes used here (HTTP status): bad_request, empty_body,
+ * invalid_json (400); unsupported_media_type, invalid_image (415);
+ * image_too_large, payload_too_large (413); invalid_latent,
+ * model_mismatch, invalid_parameter (422); overloaded, not_ready,
+ * out_of_memory (503); internal_error (500, a bug).
+ */
+#include "routes.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "aec/anomaly.h"
+#include "aec/image.h"
+#include "aec/latent.h"
+
+#include "base64.h"
+#include "batcher.h"
+#include "buf.h"
+#include "jsonx.h"
+#include "log.h"
+#include "workers.h"
+
+#ifndef AEC_VERSION
+#define AEC_VERSION "dev"
+#endif
+
+/* The heatmap PNG shows the per-pixel squared error (averaged over
+ * channels) divided by this and clamped to [0,1]: white means an error of
+ * 0.1 or more, i.e. an RMS error of about 0.32 on a [0,1] scale. A fixed
+ * scale makes heatmaps of different images comparable. */
+#define AECD_HEATMAP_MAX 0.1f
+
+static const char k_json[] = "application/json";
+static const char k_latent_type[] = "application/x-aec-latent";
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int media_is(const aecd_request *req, const char *type)
+{
+    return req->has_media && strcmp(req->media.type, type) == 0;
+}
+
+/* The shortest decimal form that reads back as v, with a JSON-style
+ * exponent ("1e308", not "1e+308"). */
+static void fmt_double(char *out, size_t n, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    char *e = strchr(out, 'e');
+    if (!e)
+        return;
+    char *d = e + 1, *s = e + 1;
+    if (*s == '+')
+        s++;
+    else if (*s == '-')
+        *d++ = *s++;
+    while (*s == '0' && s[1])
+        s++;
+    memmove(d, s, strlen(s) + 1);
+}
+
+/* 0 if every value is finite, else -1 with msg naming the first one that is not. */
+static int check_finite(const float *v, size_t n, char *msg, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            snprintf(msg, len, "latent[%zu] is %s", i, isnan(v[i]) ? "NaN" : "infinite");
+            return -1;
+        }
+    return 0;
+}
+
+static void reply_oom(aecd_request *req, const char *what)
+{
+    aecd_reply_error(req, 503, "out_of_memory", "no memory for %s; retry shortly", what);
+}
+
+static int alloc_tensors(aecd_request *req, size_t in_count, size_t out_count)
+{
+    req->tensor_in = malloc(in_count * sizeof(float));
+    req->tensor_out = malloc(out_count * sizeof(float));
+    if (req->tensor_in && req->tensor_out)
+        return 0;
+    reply_oom(req, "the tensors");
+    return -1;
+}
+
+static aecd_stage submit(aecd_request *req, aecd_job_kind kind)
+{
+    req->job = (aecd_job){
+        .kind = kind,
+        .in = req->tensor_in,
+        .out = req->tensor_out,
+        .on_done = aecd_request_job_done,
+        .ctx = req,
+    };
+    switch (aecd_batcher_submit(req->srv->batcher, &req->job)) {
+    case AECD_SUBMIT_OK:
+        return AECD_STAGE_PENDING;
+    case AECD_SUBMIT_FULL:
+        aecd_reply_error(req, 503, "overloaded",
+                         "%d model jobs are already queued; retry shortly",
+                         req->srv->cfg->queue_size);
+        return AECD_STAGE_DONE;
+    case AECD_SUBMIT_STOPPED:
+        break;
+    }
+    aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
+    return AECD_STAGE_DONE;
+}
+
+/* In finish: 1 (and the reply set) when the batcher stopped first. */
+static int cancelled(aecd_request *req)
+{
+    if (req->job.status == AECD_JOB_OK)
+        return 0;
+    aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
+    return 1;
+}
+
+/* ---- image uploads: /encode and /anomaly ------------------------------------------ */
+
+static int check_image(aecd_request *req)
+{
+    req->body_limit = req->srv->cfg->max_body;
+    if (!req->has_media)
+        return 0; /* raw bytes; the decoder recognizes the format */
+    const char *t = req->media.type;
+    if (strncmp(t, "image/", 6) == 0 || strcmp(t, "application/octet-stream") == 0)
+        return 0;
+    if (strcmp(t, "multipart/form-data") == 0) {
+        if (req->media.boundary[0])
+            return 0;
+        aecd_reply_error(req, 400, "bad_request",
+                         "multipart/form-data needs a boundary parameter");
+        return -1;
+    }
+    aecd_reply_error(req, 415, "unsupported_media_type",
+                     "Content-Type '%s' is not accepted here: send the image bytes as image/*"
+                     " or application/octet-stream (curl -H 'Content-Type: image/png'"
+                     " --data-binary @FILE), or multipart/form-data with the file in a field"
+                     " named 'image' (curl -F image=@FILE)",
+                     t[0] ? t : "(malformed)");
+    return -1;
+}
+
+static void reply_image_error(aecd_request *req, aec_status st, const aec_error *err)
+{
+    switch (st) {
+    case AEC_ERR_LIMIT:
+        aecd_reply_error(req, 413, "image_too_large", "%s", err->msg);
+        return;
+    case AEC_ERR_NOMEM:
+        reply_oom(req, "the image");
+        return;
+    case AEC_ERR_FORMAT:
+    case AEC_ERR_UNSUPPORTED:
+        aecd_reply_error(req, 415, "invalid_image", "%s", err->msg);
+        return;
+    default:
+        aecd_reply_error(req, 500, "internal_error", "image decoding failed: %s", err->msg);
+        return;
+    }
+}
+
+/* The image bytes: the body, or its "image" part. 0, or -1 with the reply set. */
+static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
+{
+    *data = req->body;
+    *len = req->body_len;
+    if (!media_is(req, "multipart/form-data"))
+        return 0;
+    char msg[256];
+    switch (aecd_multipart_find(req->body, req->body_len, req->media.boundary, "image", data,
+                                len, msg, sizeof msg)) {
+    case AECD_MULTIPART_FOUND:
+        if (*len > 0)
+            return 0;
+        aecd_reply_error(req, 400, "empty_body", "the 'image' part is empty");
+        return -1;
+    case AECD_MULTIPART_ABSENT:
+        aecd_reply_error(req, 400, "bad_request",
+                         "the multipart body has no part named 'image' (send -F image=@FILE)");
+        return -1;
+    case AECD_MULTIPART_MALFORMED:
+        break;
+    }
+    aecd_reply_error(req, 400, "bad_request", "malformed multipart body: %s", msg);
+    return -1;
+}
+
+static aecd_stage image_prepare(aecd_request *req, aecd_job_kind kind)
+{
+    const aec_model *m = req->srv->model;
+    size_t out_count =
+        kind == AECD_JOB_ENCODE ? aec_model_latent_count(m) : aec_model_output_count(m);
+    if (alloc_tensors(req, aec_model_input_count(m), out_count) != 0)
+        return AECD_STAGE_DONE;
+    const uint8_t *data;
+    size_t len;
+    if (image_bytes(req, &data, &len) != 0)
+        return AECD_STAGE_DONE;
+    aec_error err = {{0}};
+    aec_status st = aec_image_load_tensor(data, len, (size_t)req->srv->cfg->max_pixels,
+                                          m->input.c, m->input.h, m->input.w, req->tensor_in,
+                                          &err);
+    if (st != AEC_OK) {
+        reply_image_error(req, st, &err);
+        return AECD_STAGE_DONE;
+    }
+    aecd_request_free_body(req); /* not needed any more: do not hold it while queued */
+    return submit(req, kind);
+}
+
+/* ---- /encode ------------------------------------------------------------------------ */
+
+static aecd_stage encode_prepare(aecd_request *req)
+{
+    return image_prepare(req, AECD_JOB_ENCODE);
+}
+
+static void encode_reply_json(aecd_request *req, const float *latent, size_t dim,
+                              aec_latent_dtype dt)
+{
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"model\":");
+    aecd_buf_json_str(&b, req->srv->model->id);
+    aecd_buf_printf(&b, ",\"dim\":%zu,\"dtype\":\"%s\",\"latent\":[", dim,
+                    aec_latent_dtype_name(dt));
+    for (size_t i = 0; i < dim; i++) {
+        if (i)
+            aecd_buf_append(&b, ",", 1);
+        aecd_buf_json_float(&b, latent[i]);
+    }
+    aecd_buf_puts(&b, "]}\n");
+    size_t len;
+    char *body = aecd_buf_steal(&b, &len);
+    if (!body)
+        reply_oom(req, "the response");
+    else
+        aecd_reply(req, 200, k_json, body, len);
+}
+
+static void encode_finish(aecd_request *req)
+{
+    if (cancelled(req))
+        return;
+    const aec_model *m = req->srv->model;
+    size_t dim = aec_model_latent_count(m);
+    char msg[128];
+    if (check_finite(req->tensor_out, dim, msg, sizeof msg) != 0) {
+        aecd_reply_error(req, 500, "internal_error", "the model produced a bad latent: %s", msg);
+        return;
+    }
+    aec_latent_dtype dt = req->params.dtype ? (aec_latent_dtype)req->params.dtype : AEC_LATENT_F32;
+    uint8_t *packed = NULL;
+    size_t plen = 0;
+    aec_error err = {{0}};
+    if (aec_latent_pack(req->tensor_out, (uint32_t)dim, m->id_hash, dt, &packed, &plen, &err) !=
+        AEC_OK) {
+        aecd_reply_error(req, 500, "internal_error", "packing the latent failed: %s", err.msg);
+        return;
+    }
+    int binary = req->params.format == AECD_FORMAT_BINARY ||
+                 (req->params.format == AECD_FORMAT_UNSET && req->accept_latent);
+    if (binary) {
+        aecd_reply(req, 200, k_latent_type, packed, plen);
+        return;
+    }
+    /* JSON carries the values the chosen dtype stores (f16/u8 rounded). */
+    if (dt != AEC_LATENT_F32 &&
+        aec_latent_unpack(packed, plen, (uint32_t)dim, m->id_hash, req->tensor_out, &err) !=
+            AEC_OK) {
+        free(packed);
+        aecd_reply_error(req, 500, "internal_error", "unpacking the latent failed: %s", err.msg);
+        return;
+    }
+    free(packed);
+    encode_reply_json(req, req->tensor_out, dim, dt);
+}
+
+/* ---- /decode ------------------------------------------------------------------------- */
+
+static int check_latent(aecd_request *req)
+{
+    size_t max = req->srv->cfg->max_body;
+    req->body_limit = max < AECD_MAX_JSON_BODY ? max : AECD_MAX_JSON_BODY;
+    if (!req->has_media || media_is(req, k_json) || media_is(req, k_latent_type) ||
+        media_is(req, "application/octet-stream"))
+        return 0;
+    aecd_reply_error(req, 415, "unsupported_media_type",
+                     "Content-Type '%s' is not accepted here: send application/json"
+                     " {\"latent\": [...]} or a binary latent as application/x-aec-latent"
+                     " (curl -H 'Content-Type: application/json' --data-binary @FILE)",
+                     req->media.type[0] ? req->media.type : "(malformed)");
+    return -1;
+}
+
+static int is_binary_latent(const aecd_request *req)
+{
+    if (media_is(req, k_latent_type))
+        return 1;
+    if (media_is(req, k_json))
+        return 0;
+    return req->body_len >= 4 && memcmp(req->body, AEC_LATENT_MAGIC, 4) == 0; /* sniff */
+}
+
+static int latent_from_binary(aecd_request *req, size_t dim)
+{
+    const aec_model *m = req->srv->model;
+    aec_error err = {{0}};
+    aec_status st = aec_latent_unpack(req->body, req->body_len, (uint32_t)dim, m->id_hash,
+                                      req->tensor_in, &err);
+    if (st == AEC_ERR_MISMATCH) {
+        aecd_reply_error(req, 422, "model_mismatch", "%s (this server runs model %s)", err.msg,
+                         m->id);
+        return -1;
+    }
+    if (st != AEC_OK) {
+        aecd_reply_error(req, 422, "invalid_latent", "invalid binary latent: %s", err.msg);
+        return -1;
+    }
+    char msg[128];
+    if (check_finite(req->tensor_in, dim, msg, sizeof msg) != 0) {
+        aecd_reply_error(req, 422, "invalid_latent", "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies the "latent" array of root into the tensor. 0, or -1 with the reply set. */
+static int latent_values(aecd_request *req, const cJSON *root, size_t dim)
+{
+    const aec_model *m = req->srv->model;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && (!cJSON_IsString(model) || strcmp(model->valuestring, m->id) != 0)) {
+        aecd_reply_error(req, 422, "model_mismatch",
+                         "\"model\" names another model; this server runs %s", m->id);
+        return -1;
+    }
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(root, "latent");
+    if (!cJSON_IsArray(lat)) {
+        aecd_reply_error(req, 422, "invalid_latent",
+                         lat ? "\"latent\" must be an array of numbers"
+                             : "missing \"latent\": send {\"latent\": [numbers]}");
+        return -1;
+    }
+    int n = cJSON_GetArraySize(lat);
+    if (n < 0 || (size_t)n != dim) {
+        aecd_reply_error(req, 422, "invalid_latent",
+                         "\"latent\" has %d values; model %s takes %zu", n, m->id, dim);
+        return -1;
+    }
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, lat)
+    {
+        if (!cJSON_IsNumber(v)) {
+            aecd_reply_error(req, 422, "invalid_latent", "latent[%zu] is not a number", i);
+            return -1;
+        }
+        double d = v->valuedouble;
+        if (!isfinite(d) || !isfinite((float)d)) {
+            char num[40];
+            fmt_double(num, sizeof num, d);
+            aecd_reply_error(req, 422, "invalid_latent", "latent[%zu] = %s is out of float range",
+                             i, isfinite(d) ? num : "a number beyond double range");
+            return -1;
+        }
+        req->tensor_in[i++] = (float)d;
+    }
+    return 0;
+}
+
+static int latent_from_json(aecd_request *req, size_t dim)
+{
+    size_t at = 0;
+    if (aecd_json_depth_check((const char *)req->body, req->body_len, AECD_MAX_JSON_DEPTH,
+                              &at) != 0) {
+        aecd_reply_error(req, 400, "invalid_json",
+                         "JSON nested deeper than %d levels (at byte %zu)", AECD_MAX_JSON_DEPTH,
+                         at);
+        return -1;
+    }
+    cJSON *root = aecd_json_parse((const char *)req->body, req->body_len, &at);
+    if (!root) {
+        aecd_reply_error(req, 400, "invalid_json", "malformed JSON at byte %zu", at);
+        return -1;
+    }
+    int rc = -1;
+    if (!cJSON_IsObject(root))
+        aecd_reply_error(req, 422, "invalid_latent",
+                         "expected a JSON object: {\"latent\": [numbers]}");
+    else
+        rc = latent_values(req, root, dim);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The output size: the model's, or ?width= / ?height= (one alone keeps
+ * the aspect ratio). */
+static void output_size(const aecd_request *req, int *ow, int *oh)
+{
+    const aec_shape *in = &req->srv->model->input;
+    int w = req->params.width, h = req->params.height;
+    if (w && !h)
+        h = (int)lround((double)w * in->h / in->w);
+    else if (h && !w)
+        w = (int)lround((double)h * in->w / in->h);
+    else if (!w && !h) {
+        w = in->w;
+        h = in->h;
+    }
+    *ow = w < 1 ? 1 : w > AECD_MAX_OUTPUT_SIDE ? AECD_MAX_OUTPUT_SIDE : w;
+    *oh = h < 1 ? 1 : h > AECD_MAX_OUTPUT_SIDE ? AECD_MAX_OUTPUT_SIDE : h;
+}
+
+static aecd_stage decode_prepare(aecd_request *req)
+{
+    const aec_model *m = req->srv->model;
+    int ow, oh;
+    output_size(req, &ow, &oh);
+    int resized = req->params.width || req->params.height;
+    if (resized && (long)ow * oh > req->srv->cfg->max_pixels) {
+        aecd_reply_error(req, 422, "invalid_parameter",
+                         "the output would be %dx%d pixels, more than this server's limit of %ld",
+                         ow, oh, req->srv->cfg->max_pixels);
+        return AECD_STAGE_DONE;
+    }
+    size_t dim = aec_model_latent_count(m);
+    if (alloc_tensors(req, dim, aec_model_output_count(m)) != 0)
+        return AECD_STAGE_DONE;
+    int rc = is_binary_latent(req) ? latent_from_binary(req, dim) : latent_from_json(req, dim);
+    if (rc != 0)
+        return AECD_STAGE_DONE;
+    aecd_request_free_body(req);
+    return submit(req, AECD_JOB_DECODE);
+}
+
+static void decode_finish(aecd_request *req)
+{
+    if (cancelled(req))
+        return;
+    const aec_shape *in = &req->srv->model->input;
+    int ow, oh;
+    output_size(req, &ow, &oh);
+    const float *img = req->tensor_out;
+    float *resized = NULL;
+    aec_error err = {{0}};
+    if (ow != in->w || oh != in->h) {
+        resized = malloc((size_t)in->c * (size_t)oh * (size_t)ow * sizeof(float));
+        if (!resized) {
+            reply_oom(req, "the resized image");
+            return;
+        }
+        if (aec_tensor_resize(img, in->c, in->h, in->w, resized, oh, ow, &err) != AEC_OK) {
+            free(resized);
+            aecd_reply_error(req, 500, "internal_error", "resizing failed: %s", err.msg);
+            return;
+        }
+        img = resized;
+    }
+    uint8_t *png = NULL;
+    size_t len = 0;
+    aec_status st = aec_image_encode_png(img, in->c, oh, ow, &png, &len, &err);
+    free(resized);
+    if (st == AEC_ERR_NOMEM)
+        reply_oom(req, "the PNG");
+    else if (st != AEC_OK)
+        aecd_reply_error(req, 500, "internal_error", "PNG encoding failed: %s", err.msg);
+    else
+        aecd_reply(req, 200, "image/png", png, len);
+}
+
+/* ---- /anomaly ------------------------------------------------------------------------- */
+
+static aecd_stage anomaly_prepare(aecd_request *req)
+{
+    return image_prepare(req, AECD_JOB_RECONSTRUCT);
+}
+
+/* "heatmap_png": base64 of a grey PNG of the error map. 0, or -1 (reply set). */
+static int add_heatmap(aecd_request *req, aecd_buf *b)
+{
+    const aec_shape *in = &req->srv->model->input;
+    size_t hw = (size_t)in->h * (size_t)in->w;
+    float *map = malloc(hw * sizeof(float));
+    if (!map) {
+        reply_oom(req, "the heatmap");
+        return -1;
+    }
+    aec_anomaly_error_map(req->tensor_in, req->tensor_out, in->c, in->h, in->w, map);
+    for (size_t i = 0; i < hw; i++)
+        map[i] = map[i] >= AECD_HEATMAP_MAX ? 1.0f : map[i] / AECD_HEATMAP_MAX;
+    uint8_t *png = NULL;
+    size_t len = 0;
+    aec_error err = {{0}};
+    aec_status st = aec_image_encode_png(map, 1, in->h, in->w, &png, &len, &err);
+    free(map);
+    if (st != AEC_OK) {
+        aecd_reply_error(req, 500, "internal_error", "heatmap PNG encoding failed: %s", err.msg);
+        return -1;
+    }
+    char *b64 = aecd_base64_encode(png, len, NULL);
+    free(png);
+    if (!b64) {
+        reply_oom(req, "the heatmap");
+        return -1;
+    }
+    aecd_buf_puts(b, ",\"heatmap_png\":\"");
+    aecd_buf_puts(b, b64);
+    aecd_buf_printf(b, "\",\"heatmap_max\":%g", (double)AECD_HEATMAP_MAX);
+    free(b64);
+    return 0;
+}
+
+static void json_num_or_null(aecd_buf *b, const char *key, int known, double v)
+{
+    aecd_buf_printf(b, ",\"%s\":", key);
+    if (known)
+        aecd_buf_json_double(b, v);
+    else
+        aecd_buf_puts(b, "null");
+}
+
+static void anomaly_finish(aecd_request *req)
+{
+    if (cancelled(req))
+        return;
+    const aecd_server *srv = req->srv;
+    const aec_shape *in = &srv->model->input;
+    const aecd_params *p = &req->params;
+    aec_anomaly_result r;
+    aec_anomaly_score(&srv->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
+                      p->has_threshold ? p->threshold : -1.0, &r);
+    int calibrated = srv->calib.calibrated;
+    int has_thr = p->has_threshold || calibrated;
+    double thr = p->has_threshold ? p->threshold : srv->calib.threshold;
+
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"model\":");
+    aecd_buf_json_str(&b, srv->model->id);
+    json_num_or_null(&b, "score", 1, r.score);
+    json_num_or_null(&b, "mse", 1, r.mse);
+    json_num_or_null(&b, "baseline_mse", 1, r.baseline_mse);
+    json_num_or_null(&b, "threshold", has_thr, thr);
+    aecd_buf_puts(&b, ",\"anomalous\":");
+    aecd_buf_puts(&b, !has_thr ? "null" : r.score > thr ? "true" : "false");
+    json_num_or_null(&b, "percentile", calibrated && r.percentile >= 0, r.percentile);
+    json_num_or_null(&b, "normalized", has_thr, r.normalized);
+    aecd_buf_printf(&b, ",\"calibrated\":%s", calibrated ? "true" : "false");
+    if (p->heatmap && add_heatmap(req, &b) != 0) {
+        aecd_buf_free(&b);
+        return;
+    }
+    aecd_buf_puts(&b, "}\n");
+    size_t len;
+    char *body = aecd_buf_steal(&b, &len);
+    if (!body)
+        reply_oom(req, "the response");
+    else
+        aecd_reply(req, 200, k_json, body, len);
+}
+
+/* ---- GET endpoints --------------------------------------------------------------------- */
+
+static void healthz(aecd_request *req)
+{
+    aecd_reply_static(req, 200, k_json, "{\"status\":\"ok\"}\n");
+}
+
+static void readyz(aecd_request *req)
+{
+    aecd_server *srv = req->srv;
+    if (atomic_load(&srv->draining)) {
+        aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
+        return;
+    }
+    if (!aecd_batcher_running(srv->batcher)) {
+        aecd_reply_error(req, 503, "not_ready", "the model worker is not running");
+        return;
+    }
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"status\":\"ready\",\"model\":");
+    aecd_buf_json_str(&b, srv->model->id);
+    aecd_buf_puts(&b, "}\n");
+    size_t len;
+    char *body = aecd_buf_steal(&b, &len);
+    if (!body)
+        reply_oom(req, "the response");
+    else
+        aecd_reply(req, 200, k_json, body, len);
+}
+
+static void model_info(aecd_request *req)
+{
+    aecd_reply_static(req, 200, k_json, req->srv->model_json);
+}
+
+static void metrics(aecd_request *req)
+{
+    aecd_server *srv = req->srv;
+    aecd_metrics_info info = {
+        .model_id = srv->model->id,
+        .version = AEC_VERSION,
+        .queue_depth = aecd_batcher_depth(srv->batcher),
+        .worker_queue_depth = aecd_workers_depth(srv->workers),
+        .buffered_bytes = atomic_load(&srv->body_bytes),
+    };
+    size_t len;
+    char *text = aecd_metrics_render(srv->metrics, &info, &len);
+    if (!text)
+        reply_oom(req, "the metrics");
+    else
+        aecd_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static const aecd_route k_routes[] = {
+    {"/encode", AECD_EP_ENCODE, 1, 0, "format dtype", check_image, NULL, encode_prepare,
+     encode_finish},
+    {"/decode", AECD_EP_DECODE, 1, 0, "width height", check_latent, NULL, decode_prepare,
+     decode_finish},
+    {"/anomaly", AECD_EP_ANOMALY, 1, 0, "threshold heatmap", check_image, NULL,
+     anomaly_prepare, anomaly_finish},
+    {"/healthz", AECD_EP_HEALTHZ, 0, 1, "", NULL, healthz, NULL, NULL},
+    {"/readyz", AECD_EP_READYZ, 0, 1, "", NULL, readyz, NULL, NULL},
+    {"/v1/model", AECD_EP_MODEL, 0, 0, "", NULL, model_info, NULL, NULL},
+    {"/metrics", AECD_EP_METRICS, 0, 0, "", NULL, metrics, NULL, NULL},
+};
+
+const aecd_route *aecd_route_find(const char *path)
+{
+    for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
+        if (strcmp(k_routes[i].path, path) == 0)
+            return &k_routes[i];
+    return NULL;
+}
+
+const char *aecd_route_allow(const aecd_route *r)
+{
+    return r->is_post ? "POST" : "GET, HEAD";
+}
+
+/* ---- /v1/model, built once ------------------------------------------------------------ */
+
+/* Appends the JSON text re-serialized compactly, or null when absent; -1
+ * if it does not parse. */
+static int embed_json(aecd_buf *b, const char *text)
+{
+    if (!text) {
+        aecd_buf_puts(b, "null");
+        return 0;
+    }
+    cJSON *j = cJSON_Parse(text);
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) {
+        aecd_buf_puts(b, "null");
+        return -1;
+    }
+    aecd_buf_puts(b, s);
+    cJSON_free(s);
+    return 0;
+}
+
+int aecd_routes_init(aecd_server *srv)
+{
+    const aec_model *m = srv->model;
+    const aecd_config *cfg = srv->cfg;
+    size_t json_max = cfg->max_body < AECD_MAX_JSON_BODY ? cfg->max_body : AECD_MAX_JSON_BODY;
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"id\":");
+    aecd_buf_json_str(&b, m->id);
+    aecd_buf_printf(&b, ",\"version\":\"%s\"", AEC_VERSION);
+    aecd_buf_printf(&b, ",\"input\":{\"channels\":%d,\"height\":%d,\"width\":%d}", m->input.c,
+                    m->input.h, m->input.w);
+    aecd_buf_printf(&b, ",\"latent\":{\"index\":%d,\"dim\":%zu}", m->latent_index,
+                    aec_model_latent_count(m));
+    aecd_buf_puts(&b, ",\"layers\":");
+    int bad = embed_json(&b, m->layers_json);
+    aecd_buf_printf(&b, ",\"param_count\":%zu,\"anomaly\":", aec_model_param_count(m));
+    bad |= embed_json(&b, m->anomaly_json);
+    aecd_buf_puts(&b, ",\"train\":");
+    bad |= embed_json(&b, m->train_json);
+    aecd_buf_printf(&b,
+                    ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
+                    "\"max_batch\":%d,\"max_output_side\":%d,\"max_query\":%d}}\n",
+                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_batch,
+                    AECD_MAX_OUTPUT_SIDE, AECD_MAX_QUERY);
+    if (bad)
+        aecd_logf(AECD_LOG_WARN, "model metadata JSON does not parse; /v1/model shows null");
+    srv->model_json = aecd_buf_steal(&b, &srv->model_json_len);
+    return srv->model_json ? 0 : -1;
+}
+
+void aecd_routes_free(aecd_server *srv)
+{
+    free(srv->model_json);
+    srv->model_json = NULL;
+}

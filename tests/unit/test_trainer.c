@@ -1,0 +1,194 @@
+/* test_trainer.c - aec-train as a user runs it, on synthetic photos.
+ *
+ * - a short run whose validation MSE falls well below the untrained model's;
+ * - the same seed, data and threads give the same model file bit for bit;
+ * - the written file loads, and carries training record and calibration;
+ * - SIGINT mid-training still leaves a valid model of the last complete epoch;
+ * - unreadable files are skipped with a warning; bad options and a missing
+ *   folder fail with a message and a non-zero exit. */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aec/model.h"
+#include "testutil.h"
+
+static const char *train_bin(void)
+{
+    const char *b = getenv("AEC_TRAIN_BIN");
+    REQUIRE(b && *b, "AEC_TRAIN_BIN is not set (run through ctest)");
+    return b;
+}
+
+/* Runs a shell command, returns its exit status (or -1). Output to log. */
+static int run(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static double history_val(const char *path, int epoch)
+{
+    size_t len;
+    char *text = (char *)test_read_file(path, &len);
+    if (!text)
+        return -1; /* not written yet */
+    text = realloc(text, len + 1);
+    REQUIRE(text, "oom");
+    text[len] = 0;
+    char key[32];
+    snprintf(key, sizeof key, "{\"epoch\":%d,", epoch);
+    char *line = strstr(text, key);
+    double v = -1;
+    if (line) {
+        char *p = strstr(line, "\"val_mse\":");
+        if (p)
+            v = atof(p + 10);
+    }
+    free(text);
+    return v;
+}
+
+static int files_equal(const char *a, const char *b)
+{
+    size_t la, lb;
+    uint8_t *x = test_read_file(a, &la), *y = test_read_file(b, &lb);
+    int eq = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x), free(y);
+    return eq;
+}
+
+static void trains_and_learns(const char *data, const char *tmp)
+{
+    char cmd[8192], out[1024], out2[1024], hist[1024], preview[1024];
+    snprintf(out, sizeof out, "%s/a.safetensors", tmp);
+    snprintf(out2, sizeof out2, "%s/b.safetensors", tmp);
+    snprintf(hist, sizeof hist, "%s/h.jsonl", tmp);
+    snprintf(preview, sizeof preview, "%s/p.png", tmp);
+    const char *common = "--arch conv --size 16 --width 8 --latent 4 --epochs 8 --batch 16 "
+                         "--lr 0.003 --seed 7 --threads 2 --quiet --reproducible";
+    snprintf(cmd, sizeof cmd, "%s --data %s %s --out %s --history %s --preview %s", train_bin(),
+             data, common, out, hist, preview);
+    CHECK(run(cmd) == 0, "conv training run failed: %s", cmd);
+    double start = history_val(hist, 0), end = history_val(hist, 8);
+    CHECK(start > 0 && end > 0 && end < 0.5 * start,
+          "validation MSE should fall well below its start: %g -> %g", start, end);
+    size_t plen;
+    uint8_t *png = test_read_file(preview, &plen);
+    CHECK(png && plen > 8 && memcmp(png, "\x89PNG", 4) == 0, "preview PNG written");
+    free(png);
+
+    aec_model *m = NULL;
+    aec_error err = {{0}};
+    CHECK(aec_model_load(&m, out, &err) == AEC_OK, "trained model loads: %s", err.msg);
+    if (m) {
+        CHECK(m->train_json && strstr(m->train_json, "\"val_mse\""), "aec.train recorded");
+        CHECK(m->anomaly_json && strstr(m->anomaly_json, "\"threshold\""),
+              "aec.anomaly calibrated");
+        CHECK(aec_model_latent_count(m) == 4 * 4 * 4, "latent 4 channels at 4x4: %zu",
+              aec_model_latent_count(m));
+        aec_model_free(m);
+    }
+    /* same seed, data, threads -> same bytes */
+    snprintf(cmd, sizeof cmd, "%s --data %s %s --out %s", train_bin(), data, common, out2);
+    CHECK(run(cmd) == 0, "second run failed");
+    CHECK(files_equal(out, out2), "same seed and threads must give the same model file");
+
+    /* the MLP (reference architecture, rescaled) learns too */
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s --arch mlp --size 8 --epochs 6 --batch 16 --seed 3 --quiet "
+             "--out %s/mlp.safetensors --history %s/mlp.jsonl",
+             train_bin(), data, tmp, tmp);
+    CHECK(run(cmd) == 0, "mlp training run failed");
+    snprintf(hist, sizeof hist, "%s/mlp.jsonl", tmp);
+    snprintf(out, sizeof out, "%s/mlp.safetensors", tmp);
+    start = history_val(hist, 0);
+    end = -1;
+    m = NULL;
+    if (aec_model_load(&m, out, &err) == AEC_OK && m->train_json) {
+        const char *v = strstr(m->train_json, "\"val_mse\":");
+        end = v ? atof(v + 10) : -1;
+    }
+    aec_model_free(m);
+    /* the final figure is after batchnorm re-estimation */
+    CHECK(end > 0 && end < 0.5 * start, "mlp validation MSE %g -> %g", start, end);
+}
+
+static void interrupted_run_keeps_last_epoch(const char *data, const char *tmp)
+{
+    char out[1024], hist[1024];
+    snprintf(out, sizeof out, "%s/int.safetensors", tmp);
+    snprintf(hist, sizeof hist, "%s/int.jsonl", tmp);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork");
+    if (pid == 0) {
+        execl(train_bin(), train_bin(), "--data", data, "--arch", "conv", "--size", "16",
+              "--epochs", "100000", "--batch", "8", "--quiet", "--out", out, "--history", hist,
+              (char *)NULL);
+        _exit(127);
+    }
+    /* wait until at least one epoch is done (at most 5 minutes), then interrupt */
+    for (int i = 0; i < 6000 && history_val(hist, 1) < 0; i++)
+        usleep(50 * 1000);
+    kill(pid, SIGINT);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGINT: clean exit (status %d)", st);
+    aec_model *m = NULL;
+    aec_error err = {{0}};
+    CHECK(aec_model_load(&m, out, &err) == AEC_OK, "model after SIGINT loads: %s", err.msg);
+    aec_model_free(m);
+}
+
+static void bad_inputs(const char *data, const char *tmp)
+{
+    char cmd[8192], dir[1024];
+    /* unreadable files are skipped and counted */
+    snprintf(dir, sizeof dir, "%s/mixed", tmp);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/img_000*.png %s/ && printf 'not an image' > %s/broken.jpg && "
+             "head -c 100 %s/img_0001.png > %s/truncated.png",
+             dir, data, dir, dir, data, dir);
+    REQUIRE(run(cmd) == 0, "setup");
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s --arch conv --size 16 --epochs 1 --batch 4 --out %s/m.safetensors "
+             "2> %s/log.txt",
+             train_bin(), dir, tmp, tmp);
+    CHECK(run(cmd) == 0, "training with a few broken files still works");
+    snprintf(cmd, sizeof cmd, "grep -q 'skipping.*broken.jpg' %s/log.txt && grep -q '2 skipped' %s/log.txt",
+             tmp, tmp);
+    CHECK(run(cmd) == 0, "broken files named in warnings and counted");
+
+    snprintf(cmd, sizeof cmd, "%s --data %s/nope --out %s/x.safetensors 2> %s/err.txt",
+             train_bin(), tmp, tmp, tmp);
+    CHECK(run(cmd) == 1, "missing folder -> exit 1");
+    snprintf(cmd, sizeof cmd, "grep -q 'nope' %s/err.txt", tmp);
+    CHECK(run(cmd) == 0, "message names the folder");
+    snprintf(cmd, sizeof cmd, "%s --data %s --out %s/x.safetensors --epochs zero 2>/dev/null",
+             train_bin(), data, tmp);
+    CHECK(run(cmd) == 2, "bad option value -> exit 2");
+    snprintf(cmd, sizeof cmd, "%s --data %s --out %s/x.safetensors --bogus 1 2>/dev/null",
+             train_bin(), data, tmp);
+    CHECK(run(cmd) == 2, "unknown option -> exit 2");
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s --arch conv --size 16 --epochs 1 --out /nonexistent/dir/m.safetensors "
+             "--quiet 2> %s/err2.txt",
+             train_bin(), data, tmp);
+    CHECK(run(cmd) == 1, "unwritable output -> exit 1");
+}
+
+int main(void)
+{
+    const char *tmp = test_tmpdir();
+    char data[1024];
+    snprintf(data, sizeof data, "%s/photos", tmp);
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
+    REQUIRE(run(cmd) == 0, "mkdir");
+    REQUIRE(test_write_synthetic_pngs(data, 160, 16, 16, 1) == 0, "synthetic images");
+    trains_and_learns(data, tmp);
+    interrupted_run_keeps_last_epoch(data, tmp);
+    bad_inputs(data, tmp);
+    return TEST_SUMMARY();
+}
