@@ -12,8 +12,6 @@
 
 #include <cJSON.h>
 
-#define DEFAULT_FACTOR 4
-#define DEFAULT_FLOOR 1e-4
 
 /* Box-average blocks of f x f (partial blocks at the edges), then bilinear
  * upsample back at pixel centres; returns the MSE against the image. */
@@ -88,9 +86,38 @@ static double percentile_of(const aec_anomaly_calib *c, double x)
     return 100;
 }
 
+#define LOG_EPS 1e-6
+static const int blur_factors[AEC_ANOMALY_FEATURES - 1] = {2, 4, 8};
+
+void aec_anomaly_features_of(const float *image, const float *recon, int ch, int h, int w,
+                             aec_anomaly_features *f)
+{
+    size_t n = (size_t)ch * h * w;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)image[i] - recon[i];
+        s += d * d;
+    }
+    f->v[0] = log(s / (double)n + LOG_EPS);
+    for (int k = 0; k < AEC_ANOMALY_FEATURES - 1; k++)
+        f->v[k + 1] = log(aec_anomaly_baseline_mse(image, ch, h, w, blur_factors[k]) + LOG_EPS);
+}
+
+static double mahalanobis2(const aec_anomaly_calib *c, const aec_anomaly_features *f)
+{
+    double d[AEC_ANOMALY_FEATURES], r = 0;
+    for (int i = 0; i < AEC_ANOMALY_FEATURES; i++)
+        d[i] = f->v[i] - c->mean_f[i];
+    for (int i = 0; i < AEC_ANOMALY_FEATURES; i++)
+        for (int j = 0; j < AEC_ANOMALY_FEATURES; j++)
+            r += d[i] * c->inv_cov[i][j] * d[j];
+    return r > 0 ? r : 0;
+}
+
 void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon,
                        int ch, int h, int w, double threshold, aec_anomaly_result *out)
 {
+    aec_anomaly_features f;
     size_t n = (size_t)ch * h * w;
     double s = 0;
     for (size_t i = 0; i < n; i++) {
@@ -103,8 +130,9 @@ void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const flo
         out->score = out->mse;
         out->percentile = -1;
     } else {
-        out->baseline_mse = aec_anomaly_baseline_mse(image, ch, h, w, c->factor);
-        out->score = (out->mse + c->floor) / (out->baseline_mse + c->floor);
+        aec_anomaly_features_of(image, recon, ch, h, w, &f);
+        out->baseline_mse = exp(f.v[2]) - LOG_EPS;
+        out->score = mahalanobis2(c, &f);
         out->percentile = percentile_of(c, out->score);
     }
     double t = threshold >= 0 ? threshold : c->threshold;
@@ -127,32 +155,97 @@ static double quantile(const double *sorted, size_t n, double q)
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - (double)lo);
 }
 
-aec_status aec_anomaly_calibrate(const double *mse, const double *baseline_mse, size_t n,
-                                 int factor, double floor_, char **json, aec_error *err)
+/* Inverts a small symmetric positive-definite matrix by Gauss-Jordan with
+ * partial pivoting; returns 0 if it is singular. */
+static int invert(double a[AEC_ANOMALY_FEATURES][AEC_ANOMALY_FEATURES],
+                  double inv[AEC_ANOMALY_FEATURES][AEC_ANOMALY_FEATURES])
 {
+    enum { N = AEC_ANOMALY_FEATURES };
+    double m[N][2 * N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 2 * N; j++)
+            m[i][j] = j < N ? a[i][j] : (j - N == i);
+    for (int col = 0; col < N; col++) {
+        int piv = col;
+        for (int r = col + 1; r < N; r++)
+            if (fabs(m[r][col]) > fabs(m[piv][col]))
+                piv = r;
+        if (fabs(m[piv][col]) < 1e-300)
+            return 0;
+        for (int j = 0; j < 2 * N; j++) {
+            double t = m[col][j];
+            m[col][j] = m[piv][j];
+            m[piv][j] = t;
+        }
+        double d = m[col][col];
+        for (int j = 0; j < 2 * N; j++)
+            m[col][j] /= d;
+        for (int r = 0; r < N; r++)
+            if (r != col) {
+                double k = m[r][col];
+                for (int j = 0; j < 2 * N; j++)
+                    m[r][j] -= k * m[col][j];
+            }
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            inv[i][j] = m[i][N + j];
+    return 1;
+}
+
+static cJSON *number_array(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+aec_status aec_anomaly_calibrate(const aec_anomaly_features *f, size_t n, char **json,
+                                 aec_error *err)
+{
+    enum { N = AEC_ANOMALY_FEATURES };
     *json = NULL;
-    if (n < 2)
-        return aec_fail(err, AEC_ERR_INVALID, "calibration needs at least 2 images, got %zu", n);
+    if (n < 2 * N)
+        return aec_fail(err, AEC_ERR_INVALID, "calibration needs at least %d images, got %zu",
+                        2 * N, n);
+    aec_anomaly_calib c = {0};
+    double cov[N][N] = {{0}};
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < N; i++)
+            c.mean_f[i] += f[k].v[i] / (double)n;
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++)
+                cov[i][j] += (f[k].v[i] - c.mean_f[i]) * (f[k].v[j] - c.mean_f[j]) / (double)(n - 1);
+    for (int i = 0; i < N; i++)
+        cov[i][i] += 1e-6; /* ridge: keeps the inverse finite on degenerate data */
+    if (!invert(cov, c.inv_cov))
+        return aec_fail(err, AEC_ERR_INVALID, "calibration features are degenerate");
     double *s = malloc(sizeof(double) * n);
     if (!s)
         return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
-    double mean = 0, var = 0;
-    for (size_t i = 0; i < n; i++) {
-        s[i] = (mse[i] + floor_) / (baseline_mse[i] + floor_);
-        mean += s[i];
+    double mean = 0, var = 0, mse_mean = 0;
+    for (size_t k = 0; k < n; k++) {
+        s[k] = mahalanobis2(&c, &f[k]);
+        mean += s[k] / (double)n;
+        mse_mean += (exp(f[k].v[0]) - LOG_EPS) / (double)n;
     }
-    mean /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        var += (s[i] - mean) * (s[i] - mean);
+    for (size_t k = 0; k < n; k++)
+        var += (s[k] - mean) * (s[k] - mean) / (double)n;
     qsort(s, n, sizeof *s, cmp_double);
+
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "score", "(mse + floor) / (baseline_mse + floor)");
-    cJSON_AddStringToObject(o, "baseline", "box downsample by factor, bilinear upsample");
-    cJSON_AddNumberToObject(o, "factor", factor);
-    cJSON_AddNumberToObject(o, "floor", floor_);
+    cJSON_AddStringToObject(o, "score",
+                            "squared Mahalanobis distance of (log mse, log mse_blur2, "
+                            "log mse_blur4, log mse_blur8) from the calibration images");
     cJSON_AddNumberToObject(o, "count", (double)n);
+    cJSON_AddItemToObject(o, "feature_mean", number_array(c.mean_f, N));
+    cJSON *rows = cJSON_AddArrayToObject(o, "feature_inv_cov");
+    for (int i = 0; i < N; i++)
+        cJSON_AddItemToArray(rows, number_array(c.inv_cov[i], N));
     cJSON_AddNumberToObject(o, "mean", mean);
-    cJSON_AddNumberToObject(o, "std", sqrt(var / (double)n));
+    cJSON_AddNumberToObject(o, "std", sqrt(var));
     cJSON_AddNumberToObject(o, "p50", quantile(s, n, 0.50));
     cJSON_AddNumberToObject(o, "p90", quantile(s, n, 0.90));
     cJSON_AddNumberToObject(o, "p95", quantile(s, n, 0.95));
@@ -160,13 +253,11 @@ aec_status aec_anomaly_calibrate(const double *mse, const double *baseline_mse, 
     cJSON_AddNumberToObject(o, "max", s[n - 1]);
     cJSON_AddNumberToObject(o, "threshold", quantile(s, n, 0.99));
     cJSON_AddStringToObject(o, "threshold_rule", "p99");
-    double mse_mean = 0;
-    for (size_t i = 0; i < n; i++)
-        mse_mean += mse[i];
-    cJSON_AddNumberToObject(o, "mse_mean", mse_mean / (double)n);
-    cJSON *q = cJSON_AddArrayToObject(o, "quantiles");
+    cJSON_AddNumberToObject(o, "mse_mean", mse_mean);
+    double q[AEC_ANOMALY_QUANTILES];
     for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++)
-        cJSON_AddItemToArray(q, cJSON_CreateNumber(quantile(s, n, i / 100.0)));
+        q[i] = quantile(s, n, i / 100.0);
+    cJSON_AddItemToObject(o, "quantiles", number_array(q, AEC_ANOMALY_QUANTILES));
     free(s);
     *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -184,46 +275,52 @@ static int get_num(const cJSON *o, const char *key, double *out)
     return 1;
 }
 
+/* Reads a JSON array of n finite numbers. */
+static int get_vec(const cJSON *a, double *out, int n)
+{
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+            return 0;
+        out[i] = v->valuedouble;
+    }
+    return 1;
+}
+
 aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c,
                                         aec_error *err)
 {
+    enum { N = AEC_ANOMALY_FEATURES };
     memset(c, 0, sizeof *c);
-    c->factor = DEFAULT_FACTOR;
-    c->floor = DEFAULT_FLOOR;
     c->threshold = -1;
     if (!m->anomaly_json)
         return AEC_OK;
     cJSON *o = cJSON_Parse(m->anomaly_json);
-    aec_status st = AEC_OK;
-    double factor = 0, count = 0;
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "quantiles");
-    if (!cJSON_IsObject(o) || !get_num(o, "factor", &factor) || !get_num(o, "floor", &c->floor) ||
-        !get_num(o, "count", &count) || !get_num(o, "mean", &c->mean) ||
-        !get_num(o, "std", &c->std) || !get_num(o, "p50", &c->p50) ||
-        !get_num(o, "p90", &c->p90) || !get_num(o, "p95", &c->p95) ||
-        !get_num(o, "p99", &c->p99) || !get_num(o, "max", &c->max) ||
-        !get_num(o, "threshold", &c->threshold) || !cJSON_IsArray(q) ||
-        cJSON_GetArraySize(q) != AEC_ANOMALY_QUANTILES) {
-        st = aec_fail(err, AEC_ERR_FORMAT, "aec.anomaly: missing or invalid fields");
-    } else if (!(factor >= 1 && factor <= 64) || !(c->floor >= 0) || !(count >= 1)) {
-        st = aec_fail(err, AEC_ERR_FORMAT, "aec.anomaly: factor, floor or count out of range");
-    } else {
-        for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++) {
-            const cJSON *v = cJSON_GetArrayItem(q, i);
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-                (i > 0 && v->valuedouble < c->quantiles[i - 1])) {
-                st = aec_fail(err, AEC_ERR_FORMAT, "aec.anomaly: quantiles must be ascending");
-                break;
-            }
-            c->quantiles[i] = v->valuedouble;
-        }
-    }
+    int ok = cJSON_IsObject(o);
+    double count = 0;
+    ok = ok && get_num(o, "count", &count) && count >= 1 && get_num(o, "mean", &c->mean) &&
+         get_num(o, "std", &c->std) && get_num(o, "p50", &c->p50) && get_num(o, "p90", &c->p90) &&
+         get_num(o, "p95", &c->p95) && get_num(o, "p99", &c->p99) && get_num(o, "max", &c->max) &&
+         get_num(o, "threshold", &c->threshold) && c->threshold >= 0 &&
+         get_vec(cJSON_GetObjectItemCaseSensitive(o, "feature_mean"), c->mean_f, N) &&
+         get_vec(cJSON_GetObjectItemCaseSensitive(o, "quantiles"), c->quantiles,
+                 AEC_ANOMALY_QUANTILES);
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(o, "feature_inv_cov");
+    ok = ok && cJSON_IsArray(rows) && cJSON_GetArraySize(rows) == N;
+    for (int i = 0; ok && i < N; i++)
+        ok = get_vec(cJSON_GetArrayItem(rows, i), c->inv_cov[i], N);
+    for (int i = 1; ok && i < AEC_ANOMALY_QUANTILES; i++)
+        ok = c->quantiles[i] >= c->quantiles[i - 1];
     cJSON_Delete(o);
-    if (st) {
-        c->calibrated = 0;
-        return st;
+    if (!ok) {
+        memset(c, 0, sizeof *c);
+        c->threshold = -1;
+        return aec_fail(err, AEC_ERR_FORMAT,
+                        "aec.anomaly: missing or invalid fields (count, mean, std, p50..p99, "
+                        "max, threshold, feature_mean, feature_inv_cov, ascending quantiles)");
     }
-    c->factor = (int)factor;
     c->count = (long)count;
     c->calibrated = 1;
     return AEC_OK;

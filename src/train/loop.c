@@ -97,11 +97,11 @@ static void params_copy(aec_model *m, float *buf, int to_buf)
 
 /* ---- evaluation ---------------------------------------------------------------- */
 
-/* Reconstructs images idx[0..n) in inference mode; per-image MSE into mse[]
- * and blur-baseline MSE into base[] (either may be NULL). Returns mean MSE. */
+/* Reconstructs images idx[0..n) in inference mode; the anomaly score's
+ * features of each into feat[] (may be NULL). Returns the mean MSE. */
 static double evaluate(const aec_model *m, aec_workspace *ws, const train_dataset *ds,
-                       const size_t *idx, size_t n, float *xb, float *yb, double *mse,
-                       double *base)
+                       const size_t *idx, size_t n, float *xb, float *yb,
+                       aec_anomaly_features *feat)
 {
     size_t per = aec_model_input_count(m);
     int bs = aec_workspace_max_batch(ws);
@@ -113,11 +113,9 @@ static double evaluate(const aec_model *m, aec_workspace *ws, const train_datase
         for (int i = 0; i < b; i++) {
             double e = aec_mse_of(xb + (size_t)i * per, yb + (size_t)i * per, per);
             total += e;
-            if (mse)
-                mse[done + i] = e;
-            if (base)
-                base[done + i] = aec_anomaly_baseline_mse(xb + (size_t)i * per, m->input.c,
-                                                          m->input.h, m->input.w, 4);
+            if (feat)
+                aec_anomaly_features_of(xb + (size_t)i * per, yb + (size_t)i * per, m->input.c,
+                                        m->input.h, m->input.w, &feat[done + i]);
         }
         done += (size_t)b;
     }
@@ -230,7 +228,7 @@ typedef struct {
     aec_workspace *ws_train, *ws_eval;
     size_t *order;
     float *xb, *yb, *dout, *snapshot;
-    double *mse, *base;
+    aec_anomaly_features *feat;
     FILE *history;
 } run_state;
 
@@ -241,7 +239,7 @@ static void run_free(run_state *r)
     aec_workspace_free(r->ws_train);
     aec_workspace_free(r->ws_eval);
     free(r->order), free(r->xb), free(r->yb), free(r->dout), free(r->snapshot);
-    free(r->mse), free(r->base);
+    free(r->feat);
     if (r->history)
         fclose(r->history);
 }
@@ -273,9 +271,8 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
     r->yb = malloc(sizeof(float) * per * (size_t)o->batch);
     r->dout = malloc(sizeof(float) * per * (size_t)o->batch);
     r->snapshot = malloc(sizeof(float) * aec_model_param_count(r->m));
-    r->mse = malloc(sizeof(double) * n);
-    r->base = malloc(sizeof(double) * n);
-    if (!r->order || !r->xb || !r->yb || !r->dout || !r->snapshot || !r->mse || !r->base)
+    r->feat = malloc(sizeof(*r->feat) * n);
+    if (!r->order || !r->xb || !r->yb || !r->dout || !r->snapshot || !r->feat)
         return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
     if ((st = aec_workspace_create(&r->ws_train, r->m, o->batch, 1, err)) ||
         (st = aec_workspace_create(&r->ws_eval, r->m, eval_batch, 0, err)))
@@ -350,7 +347,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
     params_copy(r.m, r.snapshot, 1);
     if (r.history && nval) { /* epoch 0: the untrained model, the baseline to beat */
-        double v0 = evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL, NULL);
+        double v0 = evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL);
         fprintf(r.history,
                 "{\"epoch\":0,\"loss\":null,\"val_mse\":%.8g,\"val_psnr\":%.4f,"
                 "\"seconds\":0,\"images_per_s\":null}\n",
@@ -368,7 +365,7 @@ aec_status train_run(const train_options *o, aec_error *err)
         train_seconds += secs;
         done_epochs = epoch;
         last_loss = loss;
-        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL, NULL)
+        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL)
                        : NAN;
         if (!o->quiet)
             fprintf(stderr,
@@ -393,17 +390,15 @@ aec_status train_run(const train_options *o, aec_error *err)
 
     double val_mse_ema = val_mse;
     int recal = o->bn_recal && bn_recalibrate(r.m, r.ws_train, &r.ds, train_idx, ntrain, r.xb);
-    double cal_mean = evaluate(r.m, r.ws_eval, &r.ds, cal_idx, ncal, r.xb, r.yb, r.mse, r.base);
+    double cal_mean = evaluate(r.m, r.ws_eval, &r.ds, cal_idx, ncal, r.xb, r.yb, r.feat);
     if (nval)
         val_mse = cal_mean;
     if (recal && !o->quiet)
         fprintf(stderr, "batchnorm statistics re-estimated: val_mse %.5f -> %.5f (%.2f dB)\n",
                 val_mse_ema, val_mse, psnr_of(val_mse));
-    if (ncal >= 2 && (st = aec_anomaly_calibrate(r.mse, r.base, ncal, 4, 1e-4,
-                                                 &r.m->anomaly_json, err))) {
-        run_free(&r);
-        return st;
-    }
+    aec_error cal_err = {{0}};
+    if (aec_anomaly_calibrate(r.feat, ncal, &r.m->anomaly_json, &cal_err))
+        fprintf(stderr, "warning: anomaly score not calibrated: %s\n", cal_err.msg);
     r.m->train_json = train_record(o, ntrain, nval, done_epochs, last_loss, val_mse, val_mse_ema,
                                    train_seconds, recal);
     aec_model_update_id(r.m);

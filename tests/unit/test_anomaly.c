@@ -1,0 +1,108 @@
+/* test_anomaly.c - the anomaly score: baselines, calibration and its JSON,
+ * scores and percentiles, and the uncalibrated fallback. */
+#include <math.h>
+#include <string.h>
+
+#include "aec/anomaly.h"
+#include "testutil.h"
+
+static const char *SPEC = "[{\"type\":\"flatten\"},{\"type\":\"linear\",\"in\":48,\"out\":4},"
+                          "{\"type\":\"linear\",\"in\":4,\"out\":48},{\"type\":\"unflatten\","
+                          "\"shape\":[3,4,4]}]";
+
+static void baselines(void)
+{
+    float img[3 * 8 * 8];
+    for (int i = 0; i < 3 * 64; i++)
+        img[i] = 0.25f;
+    CHECK(aec_anomaly_baseline_mse(img, 3, 8, 8, 4) < 1e-12, "a flat image is its own blur");
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 8; x++)
+                img[(c * 8 + y) * 8 + x] = (float)((x + y) & 1);
+    double b2 = aec_anomaly_baseline_mse(img, 3, 8, 8, 2);
+    CHECK(fabs(b2 - 0.25) < 1e-6, "a 1-pixel checkerboard blurs to 0.5 everywhere: mse %g", b2);
+    /* a smooth ramp is nearly reproduced by a blur, a noisy one is not */
+    uint64_t s = 3;
+    float ramp[64], noise[64];
+    for (int i = 0; i < 64; i++) {
+        ramp[i] = (float)(i % 8) / 8.0f;
+        noise[i] = test_rand_uniform(&s);
+    }
+    CHECK(aec_anomaly_baseline_mse(ramp, 1, 8, 8, 2) < aec_anomaly_baseline_mse(noise, 1, 8, 8, 2),
+          "complexity orders the baselines");
+}
+
+static void calibration(void)
+{
+    enum { N = 500 };
+    aec_anomaly_features *f = malloc(sizeof *f * N);
+    uint64_t s = 11;
+    for (int k = 0; k < N; k++)
+        for (int i = 0; i < AEC_ANOMALY_FEATURES; i++) {
+            /* correlated gaussians via sums of uniforms */
+            double g = 0;
+            for (int j = 0; j < 12; j++)
+                g += test_rand_uniform(&s);
+            f[k].v[i] = -6.0 + i + (g - 6.0) * 0.3 + (i ? 0.5 * f[k].v[0] + 3 : 0);
+        }
+    char *json = NULL;
+    aec_error err = {{0}};
+    REQUIRE(aec_anomaly_calibrate(f, N, &json, &err) == AEC_OK, "%s", err.msg);
+    CHECK(aec_anomaly_calibrate(f, 3, &json, &err) == AEC_ERR_INVALID, "too few images refused");
+
+    aec_model *m = NULL;
+    REQUIRE(aec_model_from_spec(&m, SPEC, 3, 4, 4, 1, &err) == AEC_OK, "%s", err.msg);
+    aec_anomaly_calib c;
+    CHECK(aec_anomaly_calib_from_model(m, &c, &err) == AEC_OK && !c.calibrated,
+          "no aec.anomaly: uncalibrated");
+    m->anomaly_json = json;
+    REQUIRE(aec_anomaly_calib_from_model(m, &c, &err) == AEC_OK, "%s", err.msg);
+    CHECK(c.calibrated && c.count == N, "calibrated from %ld images", c.count);
+    CHECK(c.threshold == c.p99 && c.p50 < c.p90 && c.p90 < c.p99 && c.p99 <= c.max,
+          "quantiles ordered, threshold p99");
+    /* squared Mahalanobis distance of 4-d data: mean about 4 */
+    CHECK(fabs(c.mean - 4.0) < 0.5, "mean score %g is about the dimension (4)", c.mean);
+
+    /* an image whose error matches a blur's is scored far above the threshold */
+    float img[48], rec[48], blur[48];
+    for (int i = 0; i < 48; i++) {
+        img[i] = test_rand_uniform(&s);
+        rec[i] = img[i];
+        blur[i] = 0.5f;
+    }
+    aec_anomaly_result good, bad;
+    rec[0] += 0.001f;
+    aec_anomaly_score(&c, img, rec, 3, 4, 4, -1, &good);
+    aec_anomaly_score(&c, img, blur, 3, 4, 4, -1, &bad);
+    CHECK(bad.score > good.score && bad.score > c.threshold, "bad %g vs good %g (t %g)",
+          bad.score, good.score, c.threshold);
+    CHECK(bad.percentile == 100 && bad.normalized == 1.0, "far anomaly: percentile %g norm %g",
+          bad.percentile, bad.normalized);
+    CHECK(bad.mse > good.mse, "mse reported");
+    aec_anomaly_result t;
+    aec_anomaly_score(&c, img, blur, 3, 4, 4, bad.score * 2, &t);
+    CHECK(fabs(t.normalized - 0.25) < 1e-9, "threshold override maps to 0.5 at t: %g",
+          t.normalized);
+
+    /* uncalibrated fallback: score is the raw MSE */
+    aec_anomaly_calib none = {0};
+    none.threshold = -1;
+    aec_anomaly_score(&none, img, blur, 3, 4, 4, -1, &t);
+    CHECK(t.score == t.mse && t.percentile == -1 && isnan(t.baseline_mse), "uncalibrated");
+
+    /* corrupt calibration JSON is refused */
+    free(m->anomaly_json);
+    m->anomaly_json = strdup("{\"count\":3,\"threshold\":\"x\"}");
+    CHECK(aec_anomaly_calib_from_model(m, &c, &err) == AEC_ERR_FORMAT && !c.calibrated,
+          "bad aec.anomaly refused: %s", err.msg);
+    aec_model_free(m);
+    free(f);
+}
+
+int main(void)
+{
+    baselines();
+    calibration();
+    return TEST_SUMMARY();
+}
