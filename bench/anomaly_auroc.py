@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--skip", type=int, default=10000)
     ap.add_argument("--count", type=int, default=1000)
     a = ap.parse_args()
-    tool = os.path.join(ROOT, "build", "bench", "aec-anomaly-eval")
+    tool = os.path.join(ROOT, os.environ.get("AEC_BUILD", "build"), "bench", "aec-anomaly-eval")
     tmp = tempfile.mkdtemp()
     cats = files_under(a.cats)[a.skip:a.skip + a.count]
     groups = {

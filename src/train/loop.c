@@ -246,20 +246,26 @@ static void run_free(run_state *r)
 
 static aec_status setup(run_state *r, const train_options *o, aec_error *err)
 {
-    char *spec = NULL;
-    int latent = 0;
-    aec_status st = train_arch_spec(o, &spec, &latent, err);
-    if (!st)
-        st = aec_model_from_spec(&r->m, spec, 3, o->size, o->size, latent, err);
-    free(spec);
-    if (st)
-        return st;
-    aec_model_init_weights(r->m, o->seed);
-    if ((st = aec_model_alloc_training(r->m, err)))
-        return st;
+    aec_status st;
+    if (o->calibrate) { /* an existing model: no training state */
+        if ((st = aec_model_load(&r->m, o->calibrate, err)))
+            return st;
+    } else {
+        char *spec = NULL;
+        int latent = 0;
+        st = train_arch_spec(o, &spec, &latent, err);
+        if (!st)
+            st = aec_model_from_spec(&r->m, spec, 3, o->size, o->size, latent, err);
+        free(spec);
+        if (st)
+            return st;
+        aec_model_init_weights(r->m, o->seed);
+        if ((st = aec_model_alloc_training(r->m, err)))
+            return st;
+    }
     double t0 = now_seconds();
-    if ((st = train_dataset_load(&r->ds, o->data_dir, o->limit, 3, o->size, o->size, o->threads,
-                                 err)))
+    if ((st = train_dataset_load(&r->ds, o->data_dir, o->limit, r->m->input.c, r->m->input.h,
+                                 r->m->input.w, o->threads, err)))
         return st;
     if (!o->quiet)
         fprintf(stderr, "loaded %zu images from %s in %.1f s (%zu skipped)\n", r->ds.count,
@@ -274,7 +280,7 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
     r->feat = malloc(sizeof(*r->feat) * n);
     if (!r->order || !r->xb || !r->yb || !r->dout || !r->snapshot || !r->feat)
         return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
-    if ((st = aec_workspace_create(&r->ws_train, r->m, o->batch, 1, err)) ||
+    if ((st = aec_workspace_create(&r->ws_train, r->m, o->calibrate ? 1 : o->batch, 1, err)) ||
         (st = aec_workspace_create(&r->ws_eval, r->m, eval_batch, 0, err)))
         return st;
     if (o->history && !(r->history = fopen(o->history, "w")))
@@ -313,6 +319,22 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
     return loss_sum / (double)n;
 }
 
+/* --calibrate: measure the anomaly score's features of an existing model on
+ * the chosen validation images, store the new calibration, write --out. */
+static aec_status calibrate_only(run_state *r, const train_options *o, const size_t *idx,
+                                 size_t n, aec_error *err)
+{
+    double mse = evaluate(r->m, r->ws_eval, &r->ds, idx, n, r->xb, r->yb, r->feat);
+    free(r->m->anomaly_json);
+    r->m->anomaly_json = NULL;
+    aec_status st = aec_anomaly_calibrate(r->feat, n, &r->m->anomaly_json, err);
+    if (st)
+        return st;
+    if (!o->quiet)
+        fprintf(stderr, "calibrated on %zu images: mse %.6f (%.2f dB)\n", n, mse, psnr_of(mse));
+    return aec_model_save(r->m, o->out, err);
+}
+
 aec_status train_run(const train_options *o, aec_error *err)
 {
     run_state r = {0};
@@ -340,7 +362,12 @@ aec_status train_run(const train_options *o, aec_error *err)
     }
     if (!o->quiet)
         fprintf(stderr, "model %s: %zu parameters; %zu train / %zu validation images\n",
-                o->arch, aec_model_param_count(r.m), ntrain, nval);
+                o->calibrate ? o->calibrate : o->arch, aec_model_param_count(r.m), ntrain, nval);
+    if (o->calibrate) {
+        st = calibrate_only(&r, o, cal_idx, ncal, err);
+        run_free(&r);
+        return st;
+    }
 
     long steps = 0;
     int done_epochs = 0;
@@ -381,6 +408,12 @@ aec_status train_run(const train_options *o, aec_error *err)
             fflush(r.history);
         }
         params_copy(r.m, r.snapshot, 1);
+        if (o->max_seconds > 0 && train_seconds >= o->max_seconds) {
+            if (!o->quiet)
+                fprintf(stderr, "time budget of %.0f s reached after epoch %d\n",
+                        o->max_seconds, epoch);
+            break;
+        }
     }
     if (done_epochs == 0) {
         run_free(&r);

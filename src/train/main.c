@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  --width W         conv: base channel count (default 32)\n"
             "  --epochs N        (default 10)\n"
             "  --batch N         (default 256)\n"
+            "  --max-seconds S   stop after the epoch in which training time reaches S\n"
             "  --lr X            Adam learning rate (default 0.001)\n"
             "  --schedule S      constant (default) or cosine learning-rate decay\n"
             "  --val F           fraction held out for validation (default 0.1)\n"
@@ -39,6 +40,9 @@ static void usage(FILE *f)
             "  --threads N       decoding and BLAS threads (default: all cores)\n"
             "  --no-bn-recal     keep batchnorm's running averages as trained\n"
             "  --history FILE    one JSON object per epoch\n"
+            "  --calibrate MODEL re-calibrate the anomaly score of an existing model on the\n"
+            "                    validation images of --data (chosen by --limit, --val,\n"
+            "                    --seed) and write it to --out; no training\n"
             "  --preview FILE    PNG: validation originals above their reconstructions\n"
             "  --quiet           no progress output\n"
             "  --reproducible    leave timings out of the file, so the same seed, data and\n"
@@ -117,7 +121,9 @@ static int parse_args(int argc, char **argv, train_options *o)
                 return -1;
             }
             o->cosine = !strcmp(val, "cosine");
-        } else if (!strcmp(a, "--history"))
+        } else if (!strcmp(a, "--calibrate"))
+            o->calibrate = val;
+        else if (!strcmp(a, "--history"))
             o->history = val;
         else if (!strcmp(a, "--preview"))
             o->preview = val;
@@ -137,7 +143,11 @@ static int parse_args(int argc, char **argv, train_options *o)
             bad = parse_long(a, val, 0, LONG_MAX, &v) || ((o->seed = (uint64_t)v), 0);
         else if (!strcmp(a, "--threads"))
             bad = parse_long(a, val, 1, 64, &v) || ((o->threads = (int)v), 0);
-        else if (!strcmp(a, "--lr"))
+        else if (!strcmp(a, "--max-seconds")) {
+            float secs = 0;
+            bad = parse_float(a, val, 1, 1e7, &secs);
+            o->max_seconds = secs;
+        } else if (!strcmp(a, "--lr"))
             bad = parse_float(a, val, 1e-9, 10, &o->lr);
         else if (!strcmp(a, "--val"))
             bad = parse_float(a, val, 0, 0.9, &o->val);

@@ -22,6 +22,7 @@ typedef struct {
     int latent;       /* latent size (mlp: values; conv: channels at size/4) */
     int width;        /* conv: base channel count */
     int epochs;
+    double max_seconds; /* stop after the epoch that crosses this much training time */
     int batch;
     float lr;
     int cosine;       /* cosine learning-rate decay to 0 over the run */
@@ -34,7 +35,8 @@ typedef struct {
     const char *history;
     const char *preview;
     int quiet;
-    int reproducible; /* leave wall-clock times out of the file: same bytes every run */
+    int reproducible;
+    const char *calibrate; /* re-calibrate this existing model instead of training */ /* leave wall-clock times out of the file: same bytes every run */
 } train_options;
 
 /* ---- dataset.c ---- */
