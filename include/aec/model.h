@@ -162,7 +162,9 @@ typedef struct {
     float lr, beta1, beta2, eps;
 } aec_adam;
 
-/* One Adam step (t = step number, from 1) on every trainable parameter. */
+/* One Adam step (t = step number, from 1) on every trainable parameter.
+ * Consumes the gradients: they are zero afterwards, ready for the next
+ * backward (no aec_model_zero_grad needed between steps). */
 void aec_adam_step(aec_model *m, const aec_adam *opt, long t);
 
 #endif

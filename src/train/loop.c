@@ -200,7 +200,9 @@ static char *train_record(const train_options *o, size_t ntrain, size_t nval, in
     cJSON_AddNumberToObject(r, "size", o->size);
     cJSON_AddNumberToObject(r, "epochs", epochs_done);
     cJSON_AddNumberToObject(r, "batch", o->batch);
-    cJSON_AddNumberToObject(r, "lr", o->lr);
+    char lr[32]; /* the value as typed, not its float32 rounding */
+    snprintf(lr, sizeof lr, "%g", o->lr);
+    cJSON_AddNumberToObject(r, "lr", atof(lr));
     cJSON_AddStringToObject(r, "schedule", o->cosine ? "cosine" : "constant");
     cJSON_AddStringToObject(r, "optimizer", "adam(0.9,0.999,1e-7)");
     cJSON_AddNumberToObject(r, "seed", (double)o->seed);
@@ -303,7 +305,6 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
         size_t first = (size_t)s * (size_t)o->batch;
         int b = n - first < (size_t)o->batch ? (int)(n - first) : o->batch;
         train_dataset_batch(&r->ds, idx + first, b, r->xb);
-        aec_model_zero_grad(r->m);
         const float *y = aec_model_forward_train(r->m, r->ws_train, r->xb, b);
         float loss = aec_mse_forward_backward(r->dout, y, r->xb, per * (size_t)b);
         aec_model_backward(r->m, r->ws_train, r->xb, r->dout, b);
@@ -373,6 +374,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     int done_epochs = 0;
     double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
     params_copy(r.m, r.snapshot, 1);
+    aec_model_zero_grad(r.m); /* afterwards each Adam step leaves them zero */
     if (r.history && nval) { /* epoch 0: the untrained model, the baseline to beat */
         double v0 = evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL);
         fprintf(r.history,

@@ -126,6 +126,16 @@ static void check_model(const char *dir, const char *name, float momentum)
             double d = max_rel_diff(p->grad, g, cnt);
             CHECK(d < 1e-4, "%s: %s differs from PyTorch by %.3g (relative)", name, tname, d);
         }
+    /* Adam consumes the gradients: keep a copy for the tolerance below */
+    float *saved[64][AEC_MAX_PARAMS] = {{0}};
+    for (int i = 0; i < m->nlayers && i < 64; i++)
+        for (int j = 0; j < m->layers[i].nparams; j++) {
+            aec_param *p = &m->layers[i].params[j];
+            if (p->trainable) {
+                saved[i][j] = malloc(sizeof(float) * p->count);
+                memcpy(saved[i][j], p->grad, sizeof(float) * p->count);
+            }
+        }
     aec_adam adam = {1e-3f, 0.9f, 0.999f, 1e-7f};
     aec_adam_step(m, &adam, 1);
     for (int i = 0; i < m->nlayers; i++)
@@ -151,13 +161,20 @@ static void check_model(const char *dir, const char *name, float momentum)
                 double d = fabs((double)p->data[k] - a[k]);
                 double tol = 1e-5;
                 if (g)
-                    tol = 1e-6 + adam.lr * fabs((double)p->grad[k] - g[k]) / adam.eps;
+                    tol = 1e-6 + adam.lr * fabs((double)saved[i][j][k] - g[k]) / adam.eps;
                 if (!(d <= tol))
                     bad++;
                 worst = fmax(worst, d);
             }
             CHECK(bad == 0, "%s: %s: %d values differ from PyTorch beyond tolerance (max %.3g)",
                   name, tname, bad, worst);
+            if (p->trainable) {
+                double left = 0;
+                for (size_t k = 0; k < cnt; k++)
+                    left = fmax(left, fabs(p->grad[k]));
+                CHECK(left == 0, "%s: Adam leaves %s zero", name, tname);
+                free(saved[i][j]);
+            }
         }
     free(dy);
     free(lat);
