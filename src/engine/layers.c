@@ -19,9 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "parallel.h"
 
 /* ---- linear ------------------------------------------------------------- */
 
@@ -317,68 +315,98 @@ static void sum_channel_bias(float *dbias, const float *dout, int c, int spatial
 /* ---- parallel over samples -------------------------------------------------------
  * One sample's convolution is a small GEMM (M = out channels, N = output
  * pixels): OpenBLAS's own threads spend more time waking up than computing
- * on it. So convolutions split the batch across threads instead (OpenMP,
- * static schedule: the same thread count gives the same bits), each thread
- * running single-threaded BLAS on its samples with its own im2col scratch and,
- * in backward, its own weight-gradient partial sums, added in thread order. */
+ * on it. So convolutions split the batch across threads instead
+ * (aec_parallel_range: the same split for the same thread count, so the same
+ * bits), each thread running single-threaded BLAS on its samples with its own
+ * im2col scratch and, in backward, its own weight-gradient partial sums, added
+ * in thread order. */
 
 typedef struct {
-    int nthreads, blas_saved;
-} par_state;
+    /* geometry: inp [n, cin, h, w] -> out [n, cout, oh, ow] */
+    int cin, h, w, cout, oh, ow, k, stride, pad, out_pad;
+    const float *inp, *weight, *bias, *dout;
+    float *out, *dinp, *col, *partial;
+    size_t colsize, wsize, bsize;
+} conv_job;
 
-static par_state par_begin(int n)
+/* Threads for a batch of n: the BLAS thread count, at most n. */
+static int conv_threads(int n)
 {
-    par_state p = {1, openblas_get_num_threads()};
-    p.nthreads = p.blas_saved < n ? p.blas_saved : n;
-    if (p.nthreads < 1)
-        p.nthreads = 1;
-    if (p.nthreads > 1)
-        openblas_set_num_threads(1);
-    return p;
+    int t = openblas_get_num_threads();
+    return t < 1 ? 1 : t > n ? n : t;
 }
 
-static void par_end(const par_state *p)
+/* Runs fn over the batch with BLAS single-threaded inside each worker. */
+static void run_parallel(int n, aec_range_fn fn, conv_job *job)
 {
-    if (p->nthreads > 1)
-        openblas_set_num_threads(p->blas_saved);
+    int nt = conv_threads(n), blas = openblas_get_num_threads();
+    if (nt > 1)
+        openblas_set_num_threads(1);
+    aec_parallel_range(nt, n, fn, job);
+    if (nt > 1)
+        openblas_set_num_threads(blas);
 }
 
 /* Scratch for thread t: the caller's buffer for thread 0, else malloc'd. */
-static float *thread_scratch(float *col, size_t floats, int t)
+static float *thread_scratch(const conv_job *j, int t)
 {
-    if (t == 0 || floats == 0)
-        return col;
-    float *p = malloc(sizeof(float) * floats);
+    if (t == 0 || j->colsize == 0)
+        return j->col;
+    float *p = malloc(sizeof(float) * j->colsize);
     if (!p)
         abort(); /* a few hundred KB, bounded by the model spec */
     return p;
 }
 
-static int thread_id(void)
+static void release_scratch(const conv_job *j, float *col)
 {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
+    if (col != j->col)
+        free(col);
+}
+
+/* Adds each thread's partial weight and bias gradients into dweight/dbias in
+ * thread order (deterministic). */
+static void reduce_partials(float *dweight, float *dbias, const conv_job *j, int nthreads)
+{
+    for (int t = 0; t < nthreads; t++) {
+        const float *pw = j->partial + (size_t)t * (j->wsize + j->bsize);
+        for (size_t i = 0; i < j->wsize; i++)
+            dweight[i] += pw[i];
+        for (size_t i = 0; i < j->bsize; i++)
+            dbias[i] += pw[j->wsize + i];
+    }
+}
+
+static float *alloc_partials(const conv_job *j, int n)
+{
+    float *p = calloc((size_t)conv_threads(n) * (j->wsize + j->bsize), sizeof(float));
+    if (!p)
+        abort();
+    return p;
 }
 
 /* ---- conv2d -------------------------------------------------------------------- */
 
-static void conv2d_forward_one(float *y, float *col, const float *x, const float *weight,
-                               const float *bias, int cin, int h, int w, int cout, int k,
-                               int stride, int pad, int oh, int ow)
+static void conv2d_forward_range(void *ctx, int t, long begin, long end)
 {
-    int ohw = oh * ow, ckk = cin * k * k;
-    const float *cols = x;
-    if (!is_pointwise(k, stride, pad)) {
-        im2col(col, x, cin, h, w, k, stride, pad, oh, ow);
-        cols = col;
+    const conv_job *j = ctx;
+    int ohw = j->oh * j->ow, ckk = j->cin * j->k * j->k;
+    int pointwise = is_pointwise(j->k, j->stride, j->pad);
+    float *col = thread_scratch(j, t);
+    for (long i = begin; i < end; i++) {
+        const float *x = j->inp + (size_t)i * j->cin * j->h * j->w;
+        float *y = j->out + (size_t)i * j->cout * ohw;
+        const float *cols = x;
+        if (!pointwise) {
+            im2col(col, x, j->cin, j->h, j->w, j->k, j->stride, j->pad, j->oh, j->ow);
+            cols = col;
+        }
+        /* y[cout, ohw] = weight[cout, ckk] x cols[ckk, ohw] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cout, ohw, ckk, 1.0f,
+                    j->weight, ckk, cols, ohw, 0.0f, y, ohw);
+        add_channel_bias(y, j->bias, j->cout, ohw);
     }
-    /* y[cout, ohw] = weight[cout, ckk] x cols[ckk, ohw] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, ohw, ckk, 1.0f, weight, ckk,
-                cols, ohw, 0.0f, y, ohw);
-    add_channel_bias(y, bias, cout, ohw);
+    release_scratch(j, col);
 }
 
 void aec_conv2d_forward(float *out, float *col, const float *inp, const float *weight,
@@ -386,64 +414,46 @@ void aec_conv2d_forward(float *out, float *col, const float *inp, const float *w
                         int stride, int pad)
 {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    size_t colsize = aec_conv2d_col_size(cin, k, oh, ow);
-    par_state par = par_begin(n);
-#pragma omp parallel num_threads(par.nthreads)
-    {
-        float *mycol = thread_scratch(col, colsize, thread_id());
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++)
-            conv2d_forward_one(out + (size_t)i * cout * oh * ow, mycol,
-                               inp + (size_t)i * cin * h * w, weight, bias, cin, h, w, cout, k,
-                               stride, pad, oh, ow);
-        if (mycol != col)
-            free(mycol);
-    }
-    par_end(&par);
+    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
+                  .stride = stride, .pad = pad, .inp = inp, .weight = weight, .bias = bias,
+                  .out = out, .col = col, .colsize = aec_conv2d_col_size(cin, k, oh, ow)};
+    run_parallel(n, conv2d_forward_range, &j);
 }
 
-static void conv2d_backward_one(float *dx, float *dweight, float *dbias, float *col,
-                                const float *dy, const float *x, const float *weight, int cin,
-                                int h, int w, int cout, int k, int stride, int pad, int oh,
-                                int ow)
+static void conv2d_backward_range(void *ctx, int t, long begin, long end)
 {
-    int ohw = oh * ow, ckk = cin * k * k;
-    int pointwise = is_pointwise(k, stride, pad);
-    sum_channel_bias(dbias, dy, cout, ohw);
-    const float *cols = x;
-    if (!pointwise) {
-        im2col(col, x, cin, h, w, k, stride, pad, oh, ow);
-        cols = col;
+    const conv_job *j = ctx;
+    int ohw = j->oh * j->ow, ckk = j->cin * j->k * j->k, hw = j->h * j->w;
+    int pointwise = is_pointwise(j->k, j->stride, j->pad);
+    float *col = thread_scratch(j, t);
+    float *dweight = j->partial + (size_t)t * (j->wsize + j->bsize), *dbias = dweight + j->wsize;
+    for (long i = begin; i < end; i++) {
+        const float *x = j->inp + (size_t)i * j->cin * hw;
+        const float *dy = j->dout + (size_t)i * j->cout * ohw;
+        sum_channel_bias(dbias, dy, j->cout, ohw);
+        const float *cols = x;
+        if (!pointwise) {
+            im2col(col, x, j->cin, j->h, j->w, j->k, j->stride, j->pad, j->oh, j->ow);
+            cols = col;
+        }
+        /* dweight[cout, ckk] += dy[cout, ohw] x cols[ckk, ohw]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cout, ckk, ohw, 1.0f, dy, ohw,
+                    cols, ohw, 1.0f, dweight, ckk);
+        if (!j->dinp)
+            continue;
+        float *dx = j->dinp + (size_t)i * j->cin * hw;
+        if (pointwise) { /* dx[cin, hw] = weight^T x dy */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, j->cout, 1.0f,
+                        j->weight, ckk, dy, ohw, 0.0f, dx, ohw);
+            continue;
+        }
+        /* dcol[ckk, ohw] = weight[cout, ckk]^T x dy[cout, ohw]; dx = col2im(dcol) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, j->cout, 1.0f, j->weight,
+                    ckk, dy, ohw, 0.0f, col, ohw);
+        memset(dx, 0, sizeof(float) * (size_t)j->cin * hw);
+        col2im_add(dx, col, j->cin, j->h, j->w, j->k, j->stride, j->pad, j->oh, j->ow);
     }
-    /* dweight[cout, ckk] += dy[cout, ohw] x cols[ckk, ohw]^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout, ckk, ohw, 1.0f, dy, ohw, cols, ohw,
-                1.0f, dweight, ckk);
-    if (!dx)
-        return;
-    if (pointwise) { /* dx[cin, hw] = weight^T x dy */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, cout, 1.0f, weight, ckk, dy,
-                    ohw, 0.0f, dx, ohw);
-        return;
-    }
-    /* dcol[ckk, ohw] = weight[cout, ckk]^T x dy[cout, ohw]; dx = col2im(dcol) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, cout, 1.0f, weight, ckk, dy,
-                ohw, 0.0f, col, ohw);
-    memset(dx, 0, sizeof(float) * (size_t)cin * h * w);
-    col2im_add(dx, col, cin, h, w, k, stride, pad, oh, ow);
-}
-
-/* Adds each thread's partial weight and bias gradients into dweight/dbias in
- * thread order (deterministic). partial holds nthreads blocks of wsize+bsize. */
-static void reduce_partials(float *dweight, float *dbias, const float *partial, int nthreads,
-                            size_t wsize, size_t bsize)
-{
-    for (int t = 0; t < nthreads; t++) {
-        const float *pw = partial + (size_t)t * (wsize + bsize);
-        for (size_t i = 0; i < wsize; i++)
-            dweight[i] += pw[i];
-        for (size_t i = 0; i < bsize; i++)
-            dbias[i] += pw[wsize + i];
-    }
+    release_scratch(j, col);
 }
 
 void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
@@ -451,29 +461,14 @@ void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
                          int cin, int h, int w, int cout, int k, int stride, int pad)
 {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    size_t colsize = aec_conv2d_col_size(cin, k, oh, ow);
-    size_t wsize = (size_t)cout * cin * k * k, bsize = (size_t)cout;
-    par_state par = par_begin(n);
-    float *partial = calloc((size_t)par.nthreads * (wsize + bsize), sizeof(float));
-    if (!partial)
-        abort();
-#pragma omp parallel num_threads(par.nthreads)
-    {
-        int t = thread_id();
-        float *mycol = thread_scratch(col, colsize, t);
-        float *pw = partial + (size_t)t * (wsize + bsize);
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++)
-            conv2d_backward_one(dinp ? dinp + (size_t)i * cin * h * w : NULL, pw, pw + wsize,
-                                mycol, dout + (size_t)i * cout * oh * ow,
-                                inp + (size_t)i * cin * h * w, weight, cin, h, w, cout, k, stride,
-                                pad, oh, ow);
-        if (mycol != col)
-            free(mycol);
-    }
-    par_end(&par);
-    reduce_partials(dweight, dbias, partial, par.nthreads, wsize, bsize);
-    free(partial);
+    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
+                  .stride = stride, .pad = pad, .inp = inp, .weight = weight, .dout = dout,
+                  .dinp = dinp, .col = col, .colsize = aec_conv2d_col_size(cin, k, oh, ow),
+                  .wsize = (size_t)cout * cin * k * k, .bsize = (size_t)cout};
+    j.partial = alloc_partials(&j, n);
+    run_parallel(n, conv2d_backward_range, &j);
+    reduce_partials(dweight, dbias, &j, conv_threads(n));
+    free(j.partial);
 }
 
 /* ---- conv_transpose2d ------------------------------------------------------------ *
@@ -481,21 +476,27 @@ void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
  * weight viewed as [cin, cout*k*k], col[cout*k*k, h*w] = weight^T x inp, then
  * col2im over the output grid. Backward gathers with im2col. */
 
-static void conv_t_forward_one(float *y, float *col, const float *x, const float *weight,
-                               const float *bias, int cin, int h, int w, int cout, int k,
-                               int stride, int pad, int out_pad, int oh, int ow)
+static void conv_t_forward_range(void *ctx, int t, long begin, long end)
 {
-    int hw = h * w, ckk = cout * k * k;
-    if (is_pointwise(k, stride, pad) && out_pad == 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, cin, 1.0f, weight, ckk, x,
-                    hw, 0.0f, y, hw);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, cin, 1.0f, weight, ckk, x,
-                    hw, 0.0f, col, hw);
-        memset(y, 0, sizeof(float) * (size_t)cout * oh * ow);
-        col2im_add(y, col, cout, oh, ow, k, stride, pad, h, w);
+    const conv_job *j = ctx;
+    int hw = j->h * j->w, ckk = j->cout * j->k * j->k, ohw = j->oh * j->ow;
+    int pointwise = is_pointwise(j->k, j->stride, j->pad) && j->out_pad == 0;
+    float *col = thread_scratch(j, t);
+    for (long i = begin; i < end; i++) {
+        const float *x = j->inp + (size_t)i * j->cin * hw;
+        float *y = j->out + (size_t)i * j->cout * ohw;
+        if (pointwise) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f,
+                        j->weight, ckk, x, hw, 0.0f, y, hw);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f,
+                        j->weight, ckk, x, hw, 0.0f, col, hw);
+            memset(y, 0, sizeof(float) * (size_t)j->cout * ohw);
+            col2im_add(y, col, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
+        }
+        add_channel_bias(y, j->bias, j->cout, ohw);
     }
-    add_channel_bias(y, bias, cout, oh * ow);
+    release_scratch(j, col);
 }
 
 void aec_conv_transpose2d_forward(float *out, float *col, const float *inp,
@@ -505,40 +506,37 @@ void aec_conv_transpose2d_forward(float *out, float *col, const float *inp,
 {
     int oh = (h - 1) * stride - 2 * pad + k + out_pad;
     int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    size_t colsize = aec_conv2d_col_size(cout, k, h, w);
-    par_state par = par_begin(n);
-#pragma omp parallel num_threads(par.nthreads)
-    {
-        float *mycol = thread_scratch(col, colsize, thread_id());
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++)
-            conv_t_forward_one(out + (size_t)i * cout * oh * ow, mycol,
-                               inp + (size_t)i * cin * h * w, weight, bias, cin, h, w, cout, k,
-                               stride, pad, out_pad, oh, ow);
-        if (mycol != col)
-            free(mycol);
-    }
-    par_end(&par);
+    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
+                  .stride = stride, .pad = pad, .out_pad = out_pad, .inp = inp,
+                  .weight = weight, .bias = bias, .out = out, .col = col,
+                  .colsize = aec_conv2d_col_size(cout, k, h, w)};
+    run_parallel(n, conv_t_forward_range, &j);
 }
 
-static void conv_t_backward_one(float *dx, float *dweight, float *dbias, float *col,
-                                const float *dy, const float *x, const float *weight, int cin,
-                                int h, int w, int cout, int k, int stride, int pad, int out_pad,
-                                int oh, int ow)
+static void conv_t_backward_range(void *ctx, int t, long begin, long end)
 {
-    int hw = h * w, ckk = cout * k * k;
-    sum_channel_bias(dbias, dy, cout, oh * ow);
-    const float *dcol = dy;
-    if (!(is_pointwise(k, stride, pad) && out_pad == 0)) {
-        im2col(col, dy, cout, oh, ow, k, stride, pad, h, w);
-        dcol = col;
+    const conv_job *j = ctx;
+    int hw = j->h * j->w, ckk = j->cout * j->k * j->k, ohw = j->oh * j->ow;
+    int pointwise = is_pointwise(j->k, j->stride, j->pad) && j->out_pad == 0;
+    float *col = thread_scratch(j, t);
+    float *dweight = j->partial + (size_t)t * (j->wsize + j->bsize), *dbias = dweight + j->wsize;
+    for (long i = begin; i < end; i++) {
+        const float *x = j->inp + (size_t)i * j->cin * hw;
+        const float *dy = j->dout + (size_t)i * j->cout * ohw;
+        sum_channel_bias(dbias, dy, j->cout, ohw);
+        const float *dcol = dy;
+        if (!pointwise) {
+            im2col(col, dy, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
+            dcol = col;
+        }
+        /* dweight[cin, ckk] += x[cin, hw] x dcol[ckk, hw]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cin, ckk, hw, 1.0f, x, hw, dcol,
+                    hw, 1.0f, dweight, ckk);
+        if (j->dinp) /* dx[cin, hw] = weight[cin, ckk] x dcol[ckk, hw] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cin, hw, ckk, 1.0f,
+                        j->weight, ckk, dcol, hw, 0.0f, j->dinp + (size_t)i * j->cin * hw, hw);
     }
-    /* dweight[cin, ckk] += x[cin, hw] x dcol[ckk, hw]^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, ckk, hw, 1.0f, x, hw, dcol, hw, 1.0f,
-                dweight, ckk);
-    if (dx) /* dx[cin, hw] = weight[cin, ckk] x dcol[ckk, hw] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, hw, ckk, 1.0f, weight, ckk,
-                    dcol, hw, 0.0f, dx, hw);
+    release_scratch(j, col);
 }
 
 void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, float *col,
@@ -548,29 +546,15 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
 {
     int oh = (h - 1) * stride - 2 * pad + k + out_pad;
     int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    size_t colsize = aec_conv2d_col_size(cout, k, h, w);
-    size_t wsize = (size_t)cin * cout * k * k, bsize = (size_t)cout;
-    par_state par = par_begin(n);
-    float *partial = calloc((size_t)par.nthreads * (wsize + bsize), sizeof(float));
-    if (!partial)
-        abort();
-#pragma omp parallel num_threads(par.nthreads)
-    {
-        int t = thread_id();
-        float *mycol = thread_scratch(col, colsize, t);
-        float *pw = partial + (size_t)t * (wsize + bsize);
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++)
-            conv_t_backward_one(dinp ? dinp + (size_t)i * cin * h * w : NULL, pw, pw + wsize,
-                                mycol, dout + (size_t)i * cout * oh * ow,
-                                inp + (size_t)i * cin * h * w, weight, cin, h, w, cout, k, stride,
-                                pad, out_pad, oh, ow);
-        if (mycol != col)
-            free(mycol);
-    }
-    par_end(&par);
-    reduce_partials(dweight, dbias, partial, par.nthreads, wsize, bsize);
-    free(partial);
+    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
+                  .stride = stride, .pad = pad, .out_pad = out_pad, .inp = inp,
+                  .weight = weight, .dout = dout, .dinp = dinp, .col = col,
+                  .colsize = aec_conv2d_col_size(cout, k, h, w),
+                  .wsize = (size_t)cin * cout * k * k, .bsize = (size_t)cout};
+    j.partial = alloc_partials(&j, n);
+    run_parallel(n, conv_t_backward_range, &j);
+    reduce_partials(dweight, dbias, &j, conv_threads(n));
+    free(j.partial);
 }
 
 /* ---- loss ------------------------------------------------------------------------- */

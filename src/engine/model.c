@@ -21,6 +21,7 @@
 #include <cblas.h>
 
 #include "aec/layers.h"
+#include "parallel.h"
 
 /* Bounds that keep every size computation far from overflow. */
 #define MAX_LAYERS 256
@@ -799,29 +800,40 @@ void aec_model_zero_grad(aec_model *m)
         }
 }
 
+/* One tensor's Adam update over [begin, end) (run on several threads). */
+typedef struct {
+    aec_param *p;
+    float step, b1, b2, eps, bc2_sqrt;
+} adam_job;
+
+static void adam_range(void *ctx, int thread, long begin, long end)
+{
+    (void)thread;
+    const adam_job *j = ctx;
+    float *w = j->p->data, *g = j->p->grad, *mm = j->p->adam_m, *vv = j->p->adam_v;
+    float b1 = j->b1, b2 = j->b2;
+    for (long k = begin; k < end; k++) {
+        mm[k] = b1 * mm[k] + (1.0f - b1) * g[k];
+        vv[k] = b2 * vv[k] + (1.0f - b2) * g[k] * g[k];
+        w[k] -= j->step * mm[k] / (sqrtf(vv[k]) / j->bc2_sqrt + j->eps);
+        g[k] = 0.0f; /* consumed: saves a separate zeroing pass over memory */
+    }
+}
+
 /* PyTorch's Adam: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
- * The gradients are consumed: they are zero afterwards. */
+ * The gradients are consumed: they are zero afterwards. Memory-bound, so
+ * large tensors are split across the BLAS thread count. */
 void aec_adam_step(aec_model *m, const aec_adam *opt, long t)
 {
-    float bc1 = 1.0f - powf(opt->beta1, (float)t);
-    float bc2_sqrt = sqrtf(1.0f - powf(opt->beta2, (float)t));
-    float step = opt->lr / bc1;
-    float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
+    adam_job j = {NULL, opt->lr / (1.0f - powf(opt->beta1, (float)t)), opt->beta1, opt->beta2,
+                  opt->eps, sqrtf(1.0f - powf(opt->beta2, (float)t))};
     int threads = openblas_get_num_threads();
     for (int i = 0; i < m->nlayers; i++)
-        for (int j = 0; j < m->layers[i].nparams; j++) {
-            aec_param *p = &m->layers[i].params[j];
+        for (int k = 0; k < m->layers[i].nparams; k++) {
+            aec_param *p = &m->layers[i].params[k];
             if (!p->trainable || !p->grad)
                 continue;
-            float *w = p->data, *g = p->grad, *mm = p->adam_m, *vv = p->adam_v;
-            long count = (long)p->count;
-            /* memory-bound: split across the cores for large tensors */
-#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
-            for (long k = 0; k < count; k++) {
-                mm[k] = b1 * mm[k] + (1.0f - b1) * g[k];
-                vv[k] = b2 * vv[k] + (1.0f - b2) * g[k] * g[k];
-                w[k] -= step * mm[k] / (sqrtf(vv[k]) / bc2_sqrt + eps);
-                g[k] = 0.0f; /* consumed: saves a separate zeroing pass over memory */
-            }
+            j.p = p;
+            aec_parallel_range(p->count > 65536 ? threads : 1, (long)p->count, adam_range, &j);
         }
 }
