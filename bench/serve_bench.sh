@@ -39,10 +39,10 @@
 #   PEER_THREADS               torch.set_num_threads of the peer [2]
 #   AECD_FLAGS                 extra aecd options, e.g. "--threads 4"
 #
-# A default run (two models) takes about 15 minutes. Needs a Release build in
-# build/ (built here when missing), wrk, curl and /usr/bin/python3 with
-# fastapi, uvicorn, torch, numpy and PIL (Debian packages; installed with
-# apt-get when missing and running as root). Run it on a quiet machine: the
+# A default run (two models, 80 loads of 10 s) takes about 15-16 minutes.
+# Needs a Release build in build/ (built here when missing), wrk, curl and
+# /usr/bin/python3 with fastapi, uvicorn, torch, numpy and PIL (Debian
+# packages; installed with apt-get when missing and running as root). Run it on a quiet machine: the
 # client (wrk) and the server share the cores, as they would on any one box.
 set -euo pipefail
 
@@ -61,6 +61,10 @@ roof_secs=${BENCH_ROOFLINE_SECONDS:-2}
 peer_threads=${PEER_THREADS:-2}
 aecd_flags=${AECD_FLAGS:-}
 invocation="$0${*:+ $*}"
+for v in BENCH_SECONDS BENCH_CONNECTIONS BENCH_NOBATCH_CONNECTIONS BENCH_SERVERS BENCH_ENDPOINTS \
+    BENCH_DATA BENCH_IMAGE BENCH_TIMEOUT BENCH_ROOFLINE_SECONDS BENCH_KEEP PEER_THREADS AECD_FLAGS; do
+    if [ -n "${!v:-}" ]; then invocation="$v='${!v}' $invocation"; fi
+done
 
 log() { printf '[serve_bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -358,7 +362,7 @@ count_runs() {
 }
 total_runs=$(count_runs)
 log "models: ${models[*]}"
-log "photo: $photo_desc; $total_runs loads of ${secs} s: about $(((total_runs * (secs + 2) + 60 * ${#models[@]}) / 60 + 1)) minutes"
+log "photo: $photo_desc; $total_runs loads of ${secs} s: about $(((total_runs * (secs + 1) + 30 * ${#models[@]}) / 60 + 1)) minutes"
 
 : > "$out/runs.tsv"
 : > "$out/models.tsv"
@@ -401,14 +405,19 @@ PY
         done
         stop_server
     done
-    log "in-process roofline: aec-bench-encode ($roof_secs s per batch size)"
-    "$root/build/bench/aec-bench-encode" "$model" "$roof_secs" > "$out/$tag.roofline.txt" 2>&1 ||
+    # the same BLAS thread count as the served aecd (its default: all cores)
+    roof_args=("$model" "$roof_secs")
+    if [[ " $aecd_flags " =~ [[:space:]]--blas-threads[=[:space:]]+([0-9]+)[[:space:]] ]]; then
+        roof_args+=("${BASH_REMATCH[1]}")
+    fi
+    log "in-process roofline: aec-bench-encode ${roof_args[*]}"
+    "$root/build/bench/aec-bench-encode" "${roof_args[@]}" > "$out/$tag.roofline.txt" 2>&1 ||
         log "aec-bench-encode failed (see $out/$tag.roofline.txt)"
 done
 
 # ---- report ----------------------------------------------------------------------
 
-"$PY" - "$out" "$invocation" "$secs" "$photo_desc" "$peer_threads" "$conns" << 'PY'
+AECD_FLAGS=$aecd_flags "$PY" - "$out" "$invocation" "$secs" "$photo_desc" "$peer_threads" "$conns" << 'PY'
 import json, os, re, sys
 from collections import defaultdict
 
@@ -463,11 +472,13 @@ for l in open(f"{out}/runs.tsv"):
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print("# aecd serving benchmark\n")
-print(f"command: `{invocation}` (BENCH_SECONDS={secs}); machine: {cpu}, {os.cpu_count()} cores, "
+print(f"command: `{invocation}` ({secs} s per load); machine: {cpu}, {os.cpu_count()} cores, "
       f"load average at the end {os.getloadavg()[0]:.2f}; client wrk on the same machine, loopback; "
       f"photo {photo_desc}.")
+flags = os.environ.get("AECD_FLAGS", "")
 print(f"Servers: `aecd` = build/aecd defaults (dynamic batcher: --max-batch 32, --batch-timeout-us 1000; "
-      f"log level info, one log line per request); `aecd --max-batch 1` = batching off; "
+      f"--blas-threads = cores; log level info, one log line per request)"
+      f"{' with AECD_FLAGS ' + repr(flags) if flags else ''}; `aecd --max-batch 1` = batching off; "
       f"`FastAPI+torch` = bench/peer_server.py (uvicorn, 1 worker, torch threads {peer_threads}, "
       f"access log off, no batching).\n")
 
@@ -561,7 +572,10 @@ for tag, path, c, h, w in models:
     served = res.get(("aecd", "encode-model", max_conn))
     print("### roofline\n")
     if rates:
-        print("in-process encode (build/bench/aec-bench-encode, images already at the model size): " +
+        head = open(f"{out}/{tag}.roofline.txt").readline()
+        bt = re.search(r"BLAS threads (\d+)", head)
+        print(f"in-process encode (build/bench/aec-bench-encode, images already at the model size, "
+              f"BLAS threads {bt.group(1) if bt else '?'}): " +
               ", ".join(f"batch {b}: {v:.0f}/s" for b, v in sorted(rates.items())))
     if served and rates:
         fr = [f"{served['rps'] / rates[b]:.0%} of batch {b}" for b in (32, 64) if b in rates]
