@@ -1,11 +1,13 @@
 /* image.h - image bytes in, model tensors out, and PNG back.
  *
  * Decoding uses stb_image from memory (PNG, JPEG, BMP, GIF first frame, TGA,
- * and the other formats stb_image reads). The declared size is checked
- * against max_pixels BEFORE any pixel is decoded. Grey becomes RGB; alpha is
- * composited over white. Resizing to the model input uses stb_image_resize's
- * antialiasing filter; an image that already has the target size is not
- * resampled. Model tensors are planar C x H x W floats in [0,1].
+ * PIC, 8-bit PNM; not Radiance HDR or Photoshop PSD). The declared size is
+ * checked against max_pixels BEFORE any pixel is decoded, and decoding may
+ * use only the memory an image of that size needs. Grey becomes RGB; alpha
+ * is composited over white. Resizing to the model input uses
+ * stb_image_resize's antialiasing filter; an image that already has the
+ * target size is not resampled. Model tensors are planar C x H x W floats in
+ * [0,1].
  */
 #ifndef AEC_IMAGE_H
 #define AEC_IMAGE_H
@@ -25,8 +27,9 @@ typedef struct {
     uint8_t *rgb; /* width*height*3, interleaved RGB, row-major */
 } aec_rgb_image;
 
-/* Decodes to 8-bit RGB. AEC_ERR_LIMIT if width*height > max_pixels,
- * AEC_ERR_FORMAT if the bytes are not a readable image. */
+/* Decodes to 8-bit RGB. AEC_ERR_LIMIT if width*height > max_pixels or if
+ * decoding would need more memory than that size justifies (a compression
+ * bomb), AEC_ERR_FORMAT if the bytes are not a readable image. */
 aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels,
                             aec_rgb_image *out, aec_error *err);
 void aec_image_free(aec_rgb_image *img);

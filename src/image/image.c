@@ -4,14 +4,20 @@
  * conversion (aec_image_to_tensor, aec_image_load_tensor, aec_tensor_resize)
  * live in resize.c, PNG output in png.c.
  *
- * Decoding is stb_image from memory in two steps. stbi_info_from_memory reads
- * only the header, so the pixel limit is enforced before any pixel buffer
- * exists (a 20-byte PNG header claiming 100000x100000 costs nothing). Then
- * stbi_load_from_memory decodes with 4 requested channels: stb itself expands
- * grey, grey+alpha, palettes (with tRNS), 16-bit samples and CMYK JPEGs to
- * 8-bit RGBA, so one loop composites alpha over white into packed RGB. We ask
- * for RGBA rather than the header's channel count because the header can lie
- * (a paletted PNG reports 1 channel at IHDR time but may carry alpha).
+ * Decoding is stb_image from memory in two steps, through the wrappers of
+ * stb_decode.c, which compiles Debian's stb_image.h privately and runs every
+ * call under a memory budget. aec_stbi_info_from_memory reads only the
+ * header, so the pixel limit is enforced before any pixel buffer exists (a
+ * 20-byte PNG header claiming 100000x100000 costs nothing). Then
+ * aec_stbi_load_from_memory decodes with 4 requested channels, allowed
+ * aec_stbi_decode_budget(w, h, len) bytes: enough for any image of the
+ * declared size, so a compression bomb (a small PNG whose zlib stream
+ * inflates to gigabytes) runs out of budget and gets AEC_ERR_LIMIT instead of
+ * the process's memory. stb itself expands grey, grey+alpha, palettes (with
+ * tRNS), 16-bit samples and CMYK JPEGs to 8-bit RGBA, so one loop composites
+ * alpha over white into packed RGB. We ask for RGBA rather than the header's
+ * channel count because the header can lie (a paletted PNG reports 1 channel
+ * at IHDR time but may carry alpha).
  *
  * stbi_info fails outright for headers past stb's own ceiling (a PNG over
  * 2^30 bytes, a JPEG over 2^31) and then reports only "unknown image type".
@@ -25,11 +31,9 @@
  * HDR hangs). Every buffer passes aec_sniff_stb_hazards (sniff.c, which
  * lists them) before stb sees it; Radiance HDR is refused outright.
  *
- * Thread safety: the daemon decodes in many threads at once. The Debian
- * libstb is built with STBI_THREAD_LOCAL (its .tbss section holds the failure
- * reason), so stbi_failure_reason() is per thread. Nothing here touches stb's
- * process-wide settings (stbi_set_flip_vertically_on_load,
- * stbi_set_unpremultiply_on_load, stbi_convert_iphone_png_to_rgb).
+ * Thread safety: the daemon decodes in many threads at once. stb's failure
+ * reason and the budget are thread-local (stb_decode.c), and nothing touches
+ * stb's process-wide settings (flip, unpremultiply, iPhone conversion).
  */
 #include "aec/image.h"
 
@@ -38,9 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image.h>
-
 #include "sniff.h"
+#include "stb_decode.h"
 
 /* stb_image refuses images whose 4-channel buffer would pass 2^30 bytes (PNG)
  * or 2^31 (others); we always ask for 4 channels, so this is the real
@@ -49,13 +52,14 @@
 
 static const char *stb_reason(void)
 {
-    const char *r = stbi_failure_reason();
+    const char *r = aec_stbi_failure_reason();
     return r ? r : "unknown error";
 }
 
 /* stb's short failure codes that are not about malformed bytes: "too large"
  * is its own size ceiling (e.g. a PNG over 2^30 bytes, refused already by
- * stbi_info), "outofmem" an allocation failure. */
+ * stbi_info), "outofmem" an allocation failure (one refused by the budget is
+ * told apart by aec_stbi_budget_exceeded). */
 static aec_status stb_status(const char *reason)
 {
     if (strcmp(reason, "too large") == 0)
@@ -112,7 +116,7 @@ static aec_status probe(const uint8_t *buf, size_t len, size_t max_pixels, int *
     if (st != AEC_OK)
         return st;
     int comp;
-    if (!stbi_info_from_memory(buf, (int)len, w, h, &comp)) {
+    if (!aec_stbi_info_from_memory(buf, (int)len, w, h, &comp)) {
         const char *r = stb_reason();
         uint32_t dw, dh;
         if (aec_sniff_declared_size(buf, len, &dw, &dh) && dw > 0 && dh > 0 &&
@@ -120,6 +124,9 @@ static aec_status probe(const uint8_t *buf, size_t len, size_t max_pixels, int *
             return AEC_ERR_LIMIT;
         if (stb_status(r) == AEC_ERR_LIMIT)
             return aec_fail(err, AEC_ERR_LIMIT, "image is too large to decode (%s)", r);
+        if (aec_stbi_budget_exceeded()) /* headers need a few KB; not seen */
+            return aec_fail(err, AEC_ERR_LIMIT, "image header needs over %zu KiB to read",
+                            AEC_STBI_INFO_BUDGET >> 10);
         return aec_fail(err, stb_status(r), "not a readable image: %s", r);
     }
     if (*w <= 0 || *h <= 0)
@@ -145,24 +152,30 @@ aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, a
         return st;
 
     int dw, dh, dcomp;
-    uint8_t *rgba = stbi_load_from_memory(buf, (int)len, &dw, &dh, &dcomp, 4);
+    size_t budget = aec_stbi_decode_budget(w, h, len);
+    uint8_t *rgba = aec_stbi_load_from_memory(buf, (int)len, budget, &dw, &dh, &dcomp, 4);
     if (!rgba) {
+        if (aec_stbi_budget_exceeded())
+            return aec_fail(err, AEC_ERR_LIMIT,
+                            "image needs more memory to decode than its size allows "
+                            "(%dx%d may use %zu MiB; corrupt or a compression bomb)",
+                            w, h, budget / (1u << 20) + (budget % (1u << 20) != 0));
         const char *r = stb_reason();
         return aec_fail(err, stb_status(r), "cannot decode image: %s", r);
     }
     if (dw != w || dh != h) { /* never seen; guards the limit check above */
-        stbi_image_free(rgba);
+        aec_stbi_image_free(rgba);
         return aec_fail(err, AEC_ERR_FORMAT, "image header says %dx%d but decodes to %dx%d", w, h,
                         dw, dh);
     }
     size_t npix = (size_t)w * (size_t)h;
     out->rgb = malloc(npix * 3);
     if (!out->rgb) {
-        stbi_image_free(rgba);
+        aec_stbi_image_free(rgba);
         return aec_fail(err, AEC_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
     }
     composite_over_white(rgba, out->rgb, npix);
-    stbi_image_free(rgba);
+    aec_stbi_image_free(rgba);
     out->width = w;
     out->height = h;
     return AEC_OK;

@@ -9,8 +9,9 @@
  * type") can still be reported as too large, with its size.
  *
  * aec_sniff_stb_hazards turns away input that reaches a bug of stb_image 2.27,
- * the version Debian ships (found by tests/fuzz/fuzz_image.c, which compiles
- * the same stb_image.h with sanitizers, and by reading the loaders). Each
+ * the version Debian ships and stb_decode.c compiles (found by
+ * tests/fuzz/fuzz_image.c, which fuzzes that code built with sanitizers, and
+ * by reading the loaders). Each
  * check follows stb's own reading of the bytes, so a file stb would decode
  * correctly is never refused:
  *
@@ -27,7 +28,9 @@
  * PNG, memory blow-up: stb grows its IDAT buffer to the length a chunk header
  * declares before reading the data, so a 60-byte file claiming a 2 GB IDAT
  * costs a 2 GB allocation. We walk the chunks as stb does (length, type,
- * data, CRC, up to IEND) and refuse an IDAT longer than the bytes left.
+ * data, CRC, up to IEND) and refuse an IDAT longer than the bytes left. (The
+ * decode budget of stb_decode.c would now stop it too, as AEC_ERR_LIMIT and
+ * only at decode time; this says what is wrong with the file, before.)
  *
  * PNM (P5/P6): a 16-bit file (maxval > 255) converted to 4 channels is read
  * back as twice its size (heap over-read); a truncated file leaves the pixel
@@ -41,7 +44,14 @@
  *
  * Radiance HDR: a truncated run-length file makes stb loop forever (a zero
  * run count read past the end never advances), and flat scanlines read past
- * the end leave stack bytes in the pixels. Refused as unsupported.
+ * the end leave stack bytes in the pixels. Refused as unsupported (and not
+ * compiled: STBI_NO_HDR in stb_decode.c).
+ *
+ * Photoshop PSD: with 4 or more channels stb "removes the white matte" by
+ * converting (c - 255) / alpha + 255 to unsigned char, undefined behaviour
+ * for any pixel darker than the matte allows (fuzz_image, UBSan
+ * float-cast-overflow). Refused as unsupported (and not compiled:
+ * STBI_NO_PSD).
  */
 #include "sniff.h"
 
@@ -271,6 +281,8 @@ aec_status aec_sniff_stb_hazards(const uint8_t *b, size_t len, aec_error *err)
     if ((len >= 11 && memcmp(b, "#?RADIANCE\n", 11) == 0) ||
         (len >= 7 && memcmp(b, "#?RGBE\n", 7) == 0))
         return aec_fail(err, AEC_ERR_UNSUPPORTED, "Radiance HDR images are not supported");
+    if (len >= 4 && memcmp(b, "8BPS", 4) == 0) /* stbi__psd_test's magic */
+        return aec_fail(err, AEC_ERR_UNSUPPORTED, "Photoshop PSD images are not supported");
     aec_status st = pnm_check(b, len, err);
     if (st != AEC_OK)
         return st;

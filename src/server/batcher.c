@@ -1,9 +1,11 @@
 /* batcher.c - the dynamic batcher's queue and thread (see batcher.h).
  *
- * Locking: mu guards the queue and `stopping`. The model pass and the
- * on_done callbacks run without it, so submitters never wait for the model.
- * The thread sleeps on cv (CLOCK_MONOTONIC) when the queue is empty, and
- * while it gathers a batch until the batch deadline.
+ * Locking: mu guards the queue, the upstream counts and `stopping`. The
+ * model pass and the on_done callbacks run without it, so submitters never
+ * wait for the model. The thread sleeps on cv (CLOCK_MONOTONIC) when the
+ * queue is empty, and while it gathers a batch; cv is signalled by every
+ * submit, by a withdrawal that leaves no job of its kind upstream, and by
+ * stop.
  */
 #include "batcher.h"
 
@@ -32,6 +34,9 @@ struct aecd_batcher {
     pthread_cond_t cv;
     aecd_job *head, *tail;
     atomic_long depth;
+    /* Jobs admitted and not yet submitted, by kind (see batcher.h). Changed
+     * under mu; atomic only so that a /metrics scrape may read them. */
+    atomic_long upstream[AECD_JOB_KINDS];
     int stopping;
     atomic_int running;
     pthread_t thread;
@@ -88,16 +93,42 @@ static struct timespec deadline_after_us(long us)
     return ts;
 }
 
-/* The oldest job, and for up to batch_timeout_us more of its kind. */
+static long upstream_of(aecd_batcher *b, aecd_job_kind kind)
+{
+    return atomic_load(&b->upstream[kind]);
+}
+
+/* Gathers the next batch into b->batch (called with mu held, queue not
+ * empty); returns its size.
+ *
+ * The policy. Take the oldest job and every queued job of its kind (up to
+ * max_batch). Then wait for more only if more can come soon: a job of this
+ * kind whose request is upstream, i.e. admitted by the HTTP layer and being
+ * prepared by a worker (image decoded and resized, latent parsed) or
+ * waiting for one, and not yet submitted.
+ *   - Nothing of this kind upstream: run at once. A lone request (one
+ *     client, or requests one after another) never pays the timeout, since
+ *     waiting could only add latency.
+ *   - Some upstream: wait for them, taking each job as it is submitted, and
+ *     run as soon as the batch is full, or nothing of this kind is upstream
+ *     any more (everything that was coming has joined the batch), or
+ *     batch_timeout_us have passed since the first job was taken (a bound
+ *     on what a slow decode can cost the jobs already taken).
+ * Requests still uploading their body are not upstream: when they will be
+ * complete is up to their clients, and a slow upload must not hold every
+ * batch to the full timeout. Requests of another kind cannot join this
+ * batch, so they do not make it wait. Under load the pass itself is the
+ * batching window: jobs submitted while a batch runs queue up and leave
+ * together in the next one. */
 static int collect(aecd_batcher *b)
 {
     b->batch[0] = pop_head(b);
     aecd_job_kind kind = b->batch[0]->kind;
     int n = take_same_kind(b, kind, 1);
-    if (n >= b->o.max_batch || b->o.batch_timeout_us <= 0)
+    if (n >= b->o.max_batch || b->o.batch_timeout_us <= 0 || upstream_of(b, kind) == 0)
         return n;
     struct timespec deadline = deadline_after_us(b->o.batch_timeout_us);
-    while (n < b->o.max_batch && !b->stopping) {
+    while (n < b->o.max_batch && !b->stopping && upstream_of(b, kind) > 0) {
         int rc = pthread_cond_timedwait(&b->cv, &b->mu, &deadline);
         n = take_same_kind(b, kind, n);
         if (rc == ETIMEDOUT)
@@ -238,11 +269,35 @@ aec_status aecd_batcher_create(aecd_batcher **out, const aec_model *m,
     return AEC_OK;
 }
 
+void aecd_batcher_admit(aecd_batcher *b, aecd_job_kind kind)
+{
+    pthread_mutex_lock(&b->mu);
+    atomic_fetch_add(&b->upstream[kind], 1);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void aecd_batcher_withdraw(aecd_batcher *b, aecd_job_kind kind)
+{
+    pthread_mutex_lock(&b->mu);
+    if (atomic_fetch_sub(&b->upstream[kind], 1) == 1)
+        pthread_cond_signal(&b->cv); /* a batch waiting for this job runs now */
+    pthread_mutex_unlock(&b->mu);
+}
+
+long aecd_batcher_upstream(aecd_batcher *b)
+{
+    long n = 0;
+    for (int k = 0; b && k < AECD_JOB_KINDS; k++)
+        n += atomic_load(&b->upstream[k]);
+    return n;
+}
+
 aecd_submit_result aecd_batcher_submit(aecd_batcher *b, aecd_job *job)
 {
     job->next = NULL;
     job->t_submit_ns = aecd_now_ns();
     pthread_mutex_lock(&b->mu);
+    atomic_fetch_sub(&b->upstream[job->kind], 1); /* queued or refused: no longer coming */
     aecd_submit_result r = AECD_SUBMIT_OK;
     if (b->stopping)
         r = AECD_SUBMIT_STOPPED;
@@ -255,8 +310,9 @@ aecd_submit_result aecd_batcher_submit(aecd_batcher *b, aecd_job *job)
             b->head = job;
         b->tail = job;
         atomic_fetch_add(&b->depth, 1);
-        pthread_cond_signal(&b->cv);
     }
+    /* Also when refused: the batch may be waiting for this job's arrival. */
+    pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
     return r;
 }

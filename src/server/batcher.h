@@ -1,9 +1,12 @@
 /* batcher.h - the dynamic batcher: one thread that runs the model.
  *
- * Jobs wait in a bounded FIFO. The batcher takes the oldest job, then for up
- * to batch_timeout_us collects more queued jobs of the same kind (up to
- * max_batch), and runs them as ONE batched pass on its workspace. A job of
- * another kind stays queued and is the first of the next batch. With
+ * Jobs wait in a bounded FIFO. The batcher takes the oldest job and every
+ * queued job of the same kind (up to max_batch), and runs them as ONE
+ * batched pass on its workspace. It waits for more jobs only when more are
+ * on their way: while requests of that kind are "upstream" (admitted with
+ * aecd_batcher_admit and not yet submitted), for at most batch_timeout_us;
+ * with nothing upstream it runs at once (see collect() in batcher.c). A job
+ * of another kind stays queued and is the first of the next batch. With
  * max_batch 1 every job runs alone, at once.
  *
  * Completion is a callback, not a wait: when the pass is done the batcher
@@ -24,6 +27,8 @@ typedef enum {
     AECD_JOB_DECODE,      /* latent -> image */
     AECD_JOB_RECONSTRUCT, /* image -> image (anomaly) */
 } aecd_job_kind;
+
+enum { AECD_JOB_KINDS = AECD_JOB_RECONSTRUCT + 1 };
 
 typedef enum {
     AECD_JOB_OK = 0,
@@ -60,7 +65,17 @@ typedef enum {
 aec_status aecd_batcher_create(aecd_batcher **out, const aec_model *m,
                                const aecd_batcher_opts *opts, aecd_metrics *metrics,
                                aec_error *err);
-/* Queues job (never blocks). On OK, on_done will be called exactly once. */
+
+/* The upstream count. A job is admitted (one more of its kind upstream)
+ * before its input is prepared, and leaves upstream exactly once: by
+ * aecd_batcher_submit, whatever its result, or by aecd_batcher_withdraw
+ * when it fails before it is submitted. Thread-safe; never blocks for long. */
+void aecd_batcher_admit(aecd_batcher *b, aecd_job_kind kind);
+void aecd_batcher_withdraw(aecd_batcher *b, aecd_job_kind kind);
+long aecd_batcher_upstream(aecd_batcher *b); /* every kind: the /metrics gauge */
+
+/* Queues job (never blocks) and ends its admission: job->kind must have
+ * been admitted. On OK, on_done will be called exactly once. */
 aecd_submit_result aecd_batcher_submit(aecd_batcher *b, aecd_job *job);
 long aecd_batcher_depth(aecd_batcher *b);
 int aecd_batcher_running(aecd_batcher *b);

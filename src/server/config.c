@@ -78,7 +78,7 @@ static const opt_spec k_opts[] = {
     {"max-batch", "AEC_MAX_BATCH", OPT_INT, OFF(max_batch), 1, 4096, "N",
      "largest batch of one model pass; 1 disables batching [32]"},
     {"batch-timeout-us", "AEC_BATCH_TIMEOUT_US", OPT_LONG, OFF(batch_timeout_us), 0, 10000000,
-     "US", "how long a batch waits for more jobs [1000]"},
+     "US", "longest a batch waits for jobs still being prepared [1000]"},
     {"queue-size", "AEC_QUEUE_SIZE", OPT_INT, OFF(queue_size), 1, 1000000, "N",
      "requests waiting for a worker, and jobs waiting for the model;"
      " beyond it: 503 [256]"},

@@ -164,6 +164,32 @@ static enum MHD_Result queue_reply(aecd_request *req)
 
 /* ---- the worker/batcher pipeline -------------------------------------------------- */
 
+/* The batcher's upstream count (batcher.h): a model request enters it when
+ * it is handed to the workers (start_work) and leaves it when its job is
+ * submitted, or when it fails before that (no worker queue slot, or its
+ * prepare replied with an error). req->upstream makes every exit count
+ * exactly once. */
+static void upstream_enter(aecd_request *req)
+{
+    req->upstream = 1;
+    aecd_batcher_admit(req->srv->batcher, req->route->kind);
+}
+
+static void upstream_leave(aecd_request *req)
+{
+    if (!req->upstream)
+        return;
+    req->upstream = 0;
+    aecd_batcher_withdraw(req->srv->batcher, req->route->kind);
+}
+
+aecd_submit_result aecd_request_submit(aecd_request *req)
+{
+    req->job.kind = req->route->kind; /* the kind upstream_enter counted */
+    req->upstream = 0;                /* the submit ends the count, whatever its result */
+    return aecd_batcher_submit(req->srv->batcher, &req->job);
+}
+
 /* Resumes the connection; req may be freed by an I/O thread right after. */
 static void resume(aecd_request *req)
 {
@@ -194,8 +220,10 @@ void aecd_request_job_done(aecd_job *job)
 static void run_prepare(aecd_task *t)
 {
     aecd_request *req = request_of_task(t);
-    if (req->route->prepare(req) == AECD_STAGE_DONE)
+    if (req->route->prepare(req) == AECD_STAGE_DONE) {
+        upstream_leave(req); /* it failed before submitting, if it did not submit */
         resume(req);
+    }
     /* else: req belongs to the batcher now, then to run_finish */
 }
 
@@ -206,8 +234,10 @@ static enum MHD_Result start_work(aecd_request *req)
     atomic_fetch_add(&srv->pipe_count, 1);
     MHD_suspend_connection(req->conn);
     req->task.run = run_prepare;
+    upstream_enter(req); /* before a worker can take it and submit its job */
     if (aecd_workers_submit(srv->workers, &req->task) == 0)
         return MHD_YES;
+    upstream_leave(req);
     if (atomic_load(&srv->draining))
         aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
                          "the server is shutting down");
@@ -538,6 +568,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
 static void request_free(aecd_request *req)
 {
+    if (req->upstream) { /* a bug: every way out of the pipeline ends the count */
+        aecd_logf(AECD_LOG_ERROR, "request %s ended while counted upstream of the batcher",
+                  req->id);
+        upstream_leave(req);
+    }
     if (req->resp)
         MHD_destroy_response(req->resp);
     free(req->query);

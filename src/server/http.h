@@ -72,6 +72,7 @@ struct aecd_request {
     /* the pipeline */
     aecd_task task;
     aecd_job job;
+    int upstream; /* counted by the batcher as upstream (see aecd_request_submit) */
     float *tensor_in, *tensor_out;
 
     /* the reply */
@@ -111,6 +112,13 @@ void aecd_reply_error(aecd_request *req, unsigned status, const char *code, cons
 
 /* Frees the body and returns its bytes to the --max-buffered budget. */
 void aecd_request_free_body(aecd_request *req);
+
+/* Submits req->job (kind req->route->kind) to the batcher. A model request
+ * counts as upstream of the batcher (batcher.h) from when http.c hands it
+ * to the workers until this call, or until its prepare replies without
+ * calling it (an error): either ends the count, exactly once. After OK, req
+ * belongs to the batcher: the caller must not touch it. */
+aecd_submit_result aecd_request_submit(aecd_request *req);
 
 /* The on_done of every request's batcher job (job->ctx is the request):
  * queues route->finish on the workers' continuation queue. */

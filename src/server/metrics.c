@@ -4,6 +4,7 @@
  *   aec_request_duration_seconds{endpoint}      histogram
  *   aec_in_flight_requests                      gauge
  *   aec_queue_depth, aec_worker_queue_depth     gauges
+ *   aec_pipeline_requests                       gauge
  *   aec_buffered_bytes                          gauge
  *   aec_batch_size                              histogram
  *   aec_queue_wait_seconds                      histogram
@@ -199,6 +200,11 @@ static void render_gauges(aecd_buf *b, aecd_metrics *m, const aecd_metrics_info 
     aecd_buf_printf(b, "aec_queue_depth %ld\n", info->queue_depth);
     header(b, "aec_worker_queue_depth", "gauge", "Requests waiting for a worker thread.");
     aecd_buf_printf(b, "aec_worker_queue_depth %ld\n", info->worker_queue_depth);
+    header(b, "aec_pipeline_requests", "gauge",
+           "Model requests handed to the workers whose job is not yet submitted to the"
+           " batcher (waiting for a worker or being decoded); a batch waits for more jobs"
+           " only while some of its kind are.");
+    aecd_buf_printf(b, "aec_pipeline_requests %ld\n", info->pipeline_requests);
     header(b, "aec_buffered_bytes", "gauge",
            "Bytes of request bodies held in memory (bounded by --max-buffered).");
     aecd_buf_printf(b, "aec_buffered_bytes %llu\n", info->buffered_bytes);

@@ -105,16 +105,16 @@ static int alloc_tensors(aecd_request *req, size_t in_count, size_t out_count)
     return -1;
 }
 
-static aecd_stage submit(aecd_request *req, aecd_job_kind kind)
+/* Submits the route's job (aecd_request_submit sets its kind). */
+static aecd_stage submit(aecd_request *req)
 {
     req->job = (aecd_job){
-        .kind = kind,
         .in = req->tensor_in,
         .out = req->tensor_out,
         .on_done = aecd_request_job_done,
         .ctx = req,
     };
-    switch (aecd_batcher_submit(req->srv->batcher, &req->job)) {
+    switch (aecd_request_submit(req)) {
     case AECD_SUBMIT_OK:
         return AECD_STAGE_PENDING;
     case AECD_SUBMIT_FULL:
@@ -209,11 +209,12 @@ static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
     return -1;
 }
 
-static aecd_stage image_prepare(aecd_request *req, aecd_job_kind kind)
+/* /encode and /anomaly (the route's kind: encode or reconstruct). */
+static aecd_stage image_prepare(aecd_request *req)
 {
     const aec_model *m = req->srv->model;
-    size_t out_count =
-        kind == AECD_JOB_ENCODE ? aec_model_latent_count(m) : aec_model_output_count(m);
+    int encode = req->route->kind == AECD_JOB_ENCODE;
+    size_t out_count = encode ? aec_model_latent_count(m) : aec_model_output_count(m);
     if (alloc_tensors(req, aec_model_input_count(m), out_count) != 0)
         return AECD_STAGE_DONE;
     const uint8_t *data;
@@ -229,15 +230,10 @@ static aecd_stage image_prepare(aecd_request *req, aecd_job_kind kind)
         return AECD_STAGE_DONE;
     }
     aecd_request_free_body(req); /* not needed any more: do not hold it while queued */
-    return submit(req, kind);
+    return submit(req);
 }
 
 /* ---- /encode ------------------------------------------------------------------------ */
-
-static aecd_stage encode_prepare(aecd_request *req)
-{
-    return image_prepare(req, AECD_JOB_ENCODE);
-}
 
 static void encode_reply_json(aecd_request *req, const float *latent, size_t dim,
                               aec_latent_dtype dt)
@@ -455,7 +451,7 @@ static aecd_stage decode_prepare(aecd_request *req)
     if (rc != 0)
         return AECD_STAGE_DONE;
     aecd_request_free_body(req);
-    return submit(req, AECD_JOB_DECODE);
+    return submit(req);
 }
 
 static void decode_finish(aecd_request *req)
@@ -494,11 +490,6 @@ static void decode_finish(aecd_request *req)
 }
 
 /* ---- /anomaly ------------------------------------------------------------------------- */
-
-static aecd_stage anomaly_prepare(aecd_request *req)
-{
-    return image_prepare(req, AECD_JOB_RECONSTRUCT);
-}
 
 /* "heatmap_png": base64 of a grey PNG of the error map. 0, or -1 (reply set). */
 static int add_heatmap(aecd_request *req, aecd_buf *b)
@@ -627,6 +618,7 @@ static void metrics(aecd_request *req)
         .model_id = srv->model->id,
         .version = AEC_VERSION,
         .queue_depth = aecd_batcher_depth(srv->batcher),
+        .pipeline_requests = aecd_batcher_upstream(srv->batcher),
         .worker_queue_depth = aecd_workers_depth(srv->workers),
         .buffered_bytes = atomic_load(&srv->body_bytes),
     };
@@ -641,16 +633,16 @@ static void metrics(aecd_request *req)
 /* ---- the table ------------------------------------------------------------------------- */
 
 static const aecd_route k_routes[] = {
-    {"/encode", AECD_EP_ENCODE, 1, 0, "format dtype", check_image, NULL, encode_prepare,
-     encode_finish},
-    {"/decode", AECD_EP_DECODE, 1, 0, "width height", check_latent, NULL, decode_prepare,
-     decode_finish},
-    {"/anomaly", AECD_EP_ANOMALY, 1, 0, "threshold heatmap", check_image, NULL,
-     anomaly_prepare, anomaly_finish},
-    {"/healthz", AECD_EP_HEALTHZ, 0, 1, "", NULL, healthz, NULL, NULL},
-    {"/readyz", AECD_EP_READYZ, 0, 1, "", NULL, readyz, NULL, NULL},
-    {"/v1/model", AECD_EP_MODEL, 0, 0, "", NULL, model_info, NULL, NULL},
-    {"/metrics", AECD_EP_METRICS, 0, 0, "", NULL, metrics, NULL, NULL},
+    {"/encode", AECD_EP_ENCODE, AECD_JOB_ENCODE, 1, 0, "format dtype", check_image, NULL,
+     image_prepare, encode_finish},
+    {"/decode", AECD_EP_DECODE, AECD_JOB_DECODE, 1, 0, "width height", check_latent, NULL,
+     decode_prepare, decode_finish},
+    {"/anomaly", AECD_EP_ANOMALY, AECD_JOB_RECONSTRUCT, 1, 0, "threshold heatmap",
+     check_image, NULL, image_prepare, anomaly_finish},
+    {"/healthz", AECD_EP_HEALTHZ, 0, 0, 1, "", NULL, healthz, NULL, NULL},
+    {"/readyz", AECD_EP_READYZ, 0, 0, 1, "", NULL, readyz, NULL, NULL},
+    {"/v1/model", AECD_EP_MODEL, 0, 0, 0, "", NULL, model_info, NULL, NULL},
+    {"/metrics", AECD_EP_METRICS, 0, 0, 0, "", NULL, metrics, NULL, NULL},
 };
 
 const aecd_route *aecd_route_find(const char *path)

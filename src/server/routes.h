@@ -12,6 +12,7 @@ typedef enum {
 struct aecd_route {
     const char *path;
     aecd_endpoint endpoint;
+    aecd_job_kind kind; /* POST: the batcher job prepare submits (GET: unused) */
     int is_post;        /* POST with a body; otherwise GET (and HEAD) */
     int is_public;      /* answered without the API key */
     const char *params; /* query parameters it takes, space separated */

@@ -19,14 +19,23 @@
  *      the route's limit (413 as soon as it would be exceeded).
  *   3. I/O thread, final call: the connection is suspended (MHD stops polling
  *      it) and the request is handed to the workers' bounded queue
- *      (full: 503 overloaded).
+ *      (full: 503 overloaded). From here until its job is submitted in
+ *      step 4, or it fails before that, the request is "upstream" of the
+ *      batcher: counted by the batcher, by kind, and shown in /metrics as
+ *      aec_pipeline_requests.
  *   4. Worker: route->prepare turns the body into a tensor and submits a job
  *      to the batcher's bounded queue (full: 503 overloaded). The worker does
  *      not wait: it takes the next request, so the batcher sees as many
  *      concurrent jobs as there are admitted requests, not as many as there
  *      are workers (a worker that blocked would cap every batch at --threads).
- *   5. Batcher: runs the batch, then hands each finished job back to the
- *      workers' priority queue.
+ *   5. Batcher: takes the oldest job and every queued job of its kind. With
+ *      no request of that kind upstream it runs the batch at once, so a
+ *      lone request never waits for --batch-timeout-us. Otherwise it waits
+ *      for those requests' jobs, and runs as soon as none of that kind is
+ *      upstream any more, or the batch is full (--max-batch), or
+ *      --batch-timeout-us have passed. Under load, jobs submitted during a
+ *      pass queue up and form the next batch. After the pass it hands each
+ *      finished job back to the workers' priority queue.
  *   6. Worker: route->finish builds the response, then resumes the connection.
  *   7. I/O thread: called again for the resumed connection, queues the
  *      response; MHD's completion callback logs the request and counts it.
@@ -67,7 +76,10 @@ typedef struct aecd_server {
     atomic_size_t body_bytes;  /* capacity of every request body buffer */
     uint64_t req_id_salt;      /* random per process */
 
-    atomic_long pipe_count; /* requests in the worker/batcher pipeline (suspended) */
+    /* Requests in the worker/batcher pipeline (suspended), steps 3 to 6. The
+     * batcher keeps its own count of those still upstream of it (step 3 to
+     * the submit in step 4): see aecd_batcher_admit. */
+    atomic_long pipe_count;
 } aecd_server;
 
 /* Monotonic clock in nanoseconds. */

@@ -4,22 +4,17 @@
  * a 4 MP limit, RGB, 48x48. It must return a status (never crash, leak or
  * read out of bounds) and on success every tensor value is in [0,1].
  *
- * The stb_image implementation is compiled into this target from the same
- * /usr/include/stb/stb_image.h that the Debian libstb is built from, so the
- * decoders are instrumented (coverage guidance and ASan inside stb); the
- * linker prefers these definitions to libstb's. Build with
- * -DAEC_FUZZ_SYSTEM_STB to fuzz the prebuilt, uninstrumented libstb instead.
+ * libaec compiles the stb_image decoder itself (src/image/stb_decode.c, from
+ * Debian's /usr/include/stb/stb_image.h, with its memory budget), so the
+ * fuzz build instruments the very code the daemon runs: coverage guidance
+ * and ASan/UBSan inside stb, and a decode that tries to allocate far past
+ * what the declared size needs shows up as an ASan out-of-memory report.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "aec/image.h"
-
-#ifndef AEC_FUZZ_SYSTEM_STB
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
-#endif
 
 #define SIDE 48
 

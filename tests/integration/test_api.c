@@ -448,7 +448,7 @@ static void test_metrics(const aecd_proc *p)
     CHECK(exposition_ok(t), "exposition format");
     const char *families[] = {"aec_requests_total", "aec_request_duration_seconds",
                               "aec_in_flight_requests", "aec_queue_depth", "aec_batch_size",
-                              "aec_queue_wait_seconds", "aec_model_info",
+                              "aec_queue_wait_seconds", "aec_pipeline_requests", "aec_model_info",
                               "process_start_time_seconds"};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         char help[128], type[128];

@@ -1,19 +1,23 @@
 /* test_image.c - image decoding, tensor conversion, resizing and PNG output
  * (src/image/). Every image is made in memory: PNG/BMP/TGA/JPEG with
- * stb_image_write, GIFs and odd PNGs (palette + tRNS, 16-bit, a lying IHDR)
- * assembled byte by byte here.
+ * stb_image_write, GIFs and odd PNGs (palette + tRNS, 16-bit, a lying IHDR,
+ * interlaced, zlib bombs) and progressive JPEGs assembled byte by byte here.
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <stb_image_write.h>
 
 #include "aec/image.h"
 #include "testutil.h"
+
+/* white-box: the decoder's memory budget and the peak it measured */
+#include "../../src/image/stb_decode.h"
 
 #define MP4 ((size_t)4 << 20)
 
@@ -22,12 +26,20 @@
 typedef struct {
     uint8_t *p;
     size_t n;
+    size_t cap; /* grows by doubling: stb_image_write's JPEG writer calls back
+                   every 64 bytes */
 } bytes;
 
 static void bytes_put(bytes *b, const void *data, size_t n)
 {
-    b->p = realloc(b->p, b->n + n);
-    REQUIRE(b->p, "oom");
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        REQUIRE(b->p, "oom");
+        b->cap = cap;
+    }
     memcpy(b->p + b->n, data, n);
     b->n += n;
 }
@@ -82,7 +94,7 @@ static void png_chunk(bytes *b, const char *type, const uint8_t *data, size_t n)
     bytes_be32(b, crc32_update(0, b->p + start, n + 4));
 }
 
-static void png_start(bytes *b, uint32_t w, uint32_t h, int depth, int color)
+static void png_start_il(bytes *b, uint32_t w, uint32_t h, int depth, int color, int interlace)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     bytes_put(b, sig, 8);
@@ -98,8 +110,13 @@ static void png_start(bytes *b, uint32_t w, uint32_t h, int depth, int color)
                         (uint8_t)color,
                         0,
                         0,
-                        0};
+                        (uint8_t)interlace};
     png_chunk(b, "IHDR", ihdr, 13);
+}
+
+static void png_start(bytes *b, uint32_t w, uint32_t h, int depth, int color)
+{
+    png_start_il(b, w, h, depth, color, 0);
 }
 
 /* IDAT holding raw (already filtered) scanlines in one stored deflate block. */
@@ -119,6 +136,152 @@ static void png_idat_stored(bytes *b, const uint8_t *raw, size_t n)
     bytes_be32(&z, (s << 16) | a);
     png_chunk(b, "IDAT", z.p, z.n);
     free(z.p);
+}
+
+/* ---- zlib streams of zeros ----------------------------------------------------- */
+
+/* Deflate's bit order: fixed fields LSB first, Huffman codes MSB first. */
+typedef struct {
+    uint8_t *p; /* zeroed; writing a 0 bit is just moving on */
+    uint64_t bit;
+} bitbuf;
+
+static void bits_set(bitbuf *b, int v)
+{
+    if (v)
+        b->p[b->bit >> 3] |= (uint8_t)(1u << (b->bit & 7));
+    b->bit++;
+}
+
+static void bits_field(bitbuf *b, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        bits_set(b, (int)(v >> i & 1));
+}
+
+static void bits_code(bitbuf *b, uint32_t code, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        bits_set(b, (int)(code >> i & 1));
+}
+
+/* A zlib stream that inflates to n >= 1 zero bytes at deflate's best ratio
+ * (~1032:1): one dynamic-Huffman block whose only codes are literal 0 "10",
+ * end of block "11", length 258 "0" and distance 1 "0". After the first
+ * literal, every 258 bytes cost two 0 bits, so the body is zero bytes: 1 GB
+ * takes 1 MB. Checked against Python's zlib when written. */
+static bytes zlib_zeros(uint64_t n)
+{
+    uint64_t copies = (n - 1) / 258, tail = (n - 1) % 258;
+    bitbuf b = {calloc((size_t)(128 + (2 * copies + 2 * tail) / 8), 1), 0};
+    REQUIRE(b.p, "oom");
+    bits_field(&b, 1, 1);         /* BFINAL */
+    bits_field(&b, 2, 2);         /* BTYPE: dynamic Huffman */
+    bits_field(&b, 286 - 257, 5); /* HLIT: literal/length codes 0..285 */
+    bits_field(&b, 0, 5);         /* HDIST: one distance code */
+    bits_field(&b, 18 - 4, 4);    /* HCLEN: the code-length code up to symbol 1 */
+    static const uint8_t order[18] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1};
+    for (int i = 0; i < 18; i++) /* code lengths 0, 1, 2 get codes "0", "10", "11" */
+        bits_field(&b, order[i] == 0 ? 1 : order[i] <= 2 ? 2 : 0, 3);
+    static const uint32_t cl_code[3] = {0, 2, 3};
+    static const int cl_bits[3] = {1, 2, 2};
+    for (int sym = 0; sym < 287; sym++) { /* 286 literal/length lengths, then distance 0 */
+        int len = (sym == 0 || sym == 256) ? 2 : (sym == 285 || sym == 286) ? 1 : 0;
+        bits_code(&b, cl_code[len], cl_bits[len]);
+    }
+    bits_code(&b, 2, 2); /* literal 0 */
+    b.bit += 2 * copies; /* length 258, distance 1: "0" "0" */
+    for (uint64_t i = 0; i < tail; i++)
+        bits_code(&b, 2, 2);
+    bits_code(&b, 3, 2); /* end of block */
+
+    bytes z = {0};
+    bytes_put(&z, "\x78\x01", 2);
+    bytes_put(&z, b.p, (size_t)((b.bit + 7) / 8));
+    bytes_be32(&z, (uint32_t)(n % 65521) << 16 | 1); /* Adler-32 of n zeros */
+    free(b.p);
+    return z;
+}
+
+/* The bytes a PNG's pixels inflate to: a filter byte per row, per pass. */
+static uint64_t png_raw_size(uint32_t w, uint32_t h, int bits_per_pixel, int interlace)
+{
+    if (!interlace)
+        return (uint64_t)h * (1 + ((uint64_t)w * bits_per_pixel + 7) / 8);
+    static const uint32_t xo[7] = {0, 4, 0, 2, 0, 1, 0}, yo[7] = {0, 0, 4, 0, 2, 0, 1};
+    static const uint32_t xs[7] = {8, 8, 4, 4, 2, 2, 1}, ys[7] = {8, 8, 8, 4, 4, 2, 2};
+    uint64_t n = 0;
+    for (int p = 0; p < 7; p++) {
+        uint64_t pw = w > xo[p] ? (w - xo[p] + xs[p] - 1) / xs[p] : 0;
+        uint64_t ph = h > yo[p] ? (h - yo[p] + ys[p] - 1) / ys[p] : 0;
+        if (pw && ph)
+            n += ph * (1 + (pw * bits_per_pixel + 7) / 8);
+    }
+    return n;
+}
+
+/* A PNG whose single IDAT inflates to `inflated` zero bytes: exactly
+ * png_raw_size is an all-zero image (filter 0 everywhere), more is a bomb. */
+static bytes png_zeros(uint32_t w, uint32_t h, int depth, int color, int interlace,
+                       uint64_t inflated)
+{
+    bytes b = {0};
+    png_start_il(&b, w, h, depth, color, interlace);
+    bytes z = zlib_zeros(inflated);
+    png_chunk(&b, "IDAT", z.p, z.n);
+    png_chunk(&b, "IEND", NULL, 0);
+    free(z.p);
+    return b;
+}
+
+/* ---- hand-made progressive JPEGs ---------------------------------------------- */
+
+/* A progressive JPEG of a flat image: every DCT coefficient is 0 (all samples
+ * 128), coded with one-symbol Huffman tables (DC difference category 0, AC
+ * end-of-band), so each block costs one 0 bit per scan. A DC scan and an AC
+ * scan (1..63) per component, non-interleaved. samp[i] is component i's
+ * H << 4 | V. stb allocates for it what any progressive JPEG of that size
+ * and sampling needs: per component a sample and a coefficient plane
+ * covering whole MCUs. */
+static bytes make_progressive_jpeg(int w, int h, int ncomp, const uint8_t *samp)
+{
+    bytes b = {0};
+    bytes_put(&b, "\xff\xd8", 2);
+    uint8_t dqt[69] = {0xff, 0xdb, 0, 67, 0};
+    memset(dqt + 5, 1, 64);
+    bytes_put(&b, dqt, sizeof dqt);
+    uint8_t sof[10 + 3 * 4] = {0xff, 0xc2, 0, (uint8_t)(8 + 3 * ncomp), 8}; /* 8-bit samples */
+    sof[5] = (uint8_t)(h >> 8), sof[6] = (uint8_t)h;
+    sof[7] = (uint8_t)(w >> 8), sof[8] = (uint8_t)w;
+    sof[9] = (uint8_t)ncomp;
+    int hmax = 1, vmax = 1;
+    for (int i = 0; i < ncomp; i++) {
+        sof[10 + 3 * i] = (uint8_t)(i + 1);
+        sof[11 + 3 * i] = samp[i];
+        hmax = samp[i] >> 4 > hmax ? samp[i] >> 4 : hmax;
+        vmax = (samp[i] & 15) > vmax ? samp[i] & 15 : vmax;
+    }
+    bytes_put(&b, sof, 10 + 3 * (size_t)ncomp);
+    uint8_t dht[4 + 2 * 18] = {0xff, 0xc4, 0, 38};
+    dht[4] = 0x00, dht[5] = 1;   /* DC table 0: one code of length 1, symbol 0 */
+    dht[22] = 0x10, dht[23] = 1; /* AC table 0: one code of length 1, symbol 0 (EOB) */
+    bytes_put(&b, dht, sizeof dht);
+    for (int scan = 0; scan < 2; scan++)
+        for (int i = 0; i < ncomp; i++) {
+            uint8_t sos[10] = {0xff, 0xda, 0, 8, 1, (uint8_t)(i + 1), 0x00}; /* tables 0 */
+            sos[7] = scan ? 1 : 0; /* spectral selection: DC, then AC 1..63 */
+            sos[8] = scan ? 63 : 0;
+            bytes_put(&b, sos, sizeof sos);
+            size_t cw = ((size_t)w * (samp[i] >> 4) + (size_t)hmax - 1) / (size_t)hmax;
+            size_t ch = ((size_t)h * (samp[i] & 15) + (size_t)vmax - 1) / (size_t)vmax;
+            size_t n = ((cw + 7) / 8) * ((ch + 7) / 8) / 8 + 8; /* stb skips extra zeros */
+            uint8_t *zero = calloc(n, 1);
+            REQUIRE(zero, "oom");
+            bytes_put(&b, zero, n);
+            free(zero);
+        }
+    bytes_put(&b, "\xff\xd9", 2);
+    return b;
 }
 
 /* ---- hand-made GIFs ------------------------------------------------------------ */
@@ -294,7 +457,7 @@ static void test_png_idat_claim(void)
     CHECK(st == AEC_ERR_FORMAT, "fuzz_image oom input: %s: %s", aec_status_name(st), err.msg);
 }
 
-/* PNM, TGA and HDR inputs that reach stb_image 2.27 bugs (see sniff.c). */
+/* PNM, TGA, HDR and PSD inputs that reach stb_image 2.27 bugs (see sniff.c). */
 static void test_stb_hazards(void)
 {
     aec_rgb_image img;
@@ -354,6 +517,20 @@ static void test_stb_hazards(void)
     st = aec_image_decode(b.p, b.n, MP4, &img, &err);
     CHECK(st == AEC_ERR_UNSUPPORTED, "hdr: %s: %s", aec_status_name(st), err.msg);
     free(b.p);
+
+    /* Photoshop PSD: refused. This one, 2x1 RGBA, black at alpha 1, is what
+     * fuzz_image found: stb's white-matte removal converts -63750 to
+     * unsigned char (UBSan float-cast-overflow). */
+    static const uint8_t psd[] = {
+        '8', 'B', 'P', 'S', 0, 1, 0, 0, 0, 0, 0, 0, /* signature, version 1, reserved */
+        0,   4,   0,   0,   0, 1, 0, 0, 0, 2,       /* 4 channels, 1 row, 2 columns */
+        0,   8,   0,   3,                           /* 8-bit, RGB */
+        0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, /* no mode data, resources, layers */
+        0,   0,                                     /* raw */
+        0,   0,   0,   0,   0, 0, 1, 1};            /* planes R, G, B, A */
+    st = aec_image_decode(psd, sizeof psd, MP4, &img, &err);
+    CHECK(st == AEC_ERR_UNSUPPORTED && strstr(err.msg, "PSD"), "psd: %s: %s", aec_status_name(st),
+          err.msg);
 }
 
 static void test_grey_and_alpha(void)
@@ -553,10 +730,177 @@ static void test_garbage(void)
     free(b.p);
 }
 
+/* ---- memory: compression bombs and large images ---------------------------------- */
+
+static long peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024; /* KiB on Linux */
+}
+
+/* stb's inflater grows its output without bound: a PNG declaring a small
+ * image whose zlib stream inflates to 1.2 GB must fail within the decode
+ * budget (src/image/stb_decode.c), fast and without big allocations. Runs
+ * first, so the process's peak RSS is still this test's. */
+static void test_png_bomb(void)
+{
+    aec_rgb_image img;
+    aec_error err;
+
+    /* the generator: exactly the raw size is a valid all-zero image */
+    bytes b = png_zeros(64, 48, 8, 2, 0, png_raw_size(64, 48, 24, 0));
+    REQUIRE(decode(&b, &img) == AEC_OK, "all-zero png");
+    int zero = img.width == 64 && img.height == 48;
+    for (int i = 0; i < 64 * 48 * 3; i++)
+        zero &= img.rgb[i] == 0;
+    CHECK(zero, "all-zero png decodes to black");
+    aec_image_free(&img);
+    free(b.p);
+
+    const uint64_t inflated = (uint64_t)1200 << 20;
+    const struct {
+        uint32_t w, h;
+        int color;
+    } decl[] = {{1, 1, 2}, {1, 1, 0}, {1000, 1000, 6}};
+    for (size_t k = 0; k < sizeof decl / sizeof decl[0]; k++) {
+        b = png_zeros(decl[k].w, decl[k].h, 8, decl[k].color, 0, inflated);
+        CHECK(b.n < (size_t)1300 << 10, "bomb is %zu bytes", b.n);
+        clock_t t0 = clock();
+        aec_status st = aec_image_decode(b.p, b.n, MP4, &img, &err);
+        double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        CHECK(st == AEC_ERR_LIMIT, "%ux%u bomb: %s: %s", decl[k].w, decl[k].h, aec_status_name(st),
+              err.msg);
+        CHECK(strstr(err.msg, "more memory") != NULL, "message: %s", err.msg);
+        CHECK(img.rgb == NULL, "no image");
+        CHECK(aec_stbi_peak() <= aec_stbi_decode_budget((int)decl[k].w, (int)decl[k].h, b.n),
+              "stayed within the budget");
+        CHECK(cpu < 5.0, "%ux%u bomb refused in %.2f s CPU", decl[k].w, decl[k].h, cpu);
+        free(b.p);
+    }
+    long rss = peak_rss_mib();
+    CHECK(rss < 200, "peak RSS %ld MiB after 1.2 GB bombs", rss);
+
+    /* the daemon's path: decode + tensor */
+    b = png_zeros(1, 1, 8, 2, 0, inflated);
+    float t[3 * 8 * 8];
+    aec_status st = aec_image_load_tensor(b.p, b.n, MP4, 3, 8, 8, t, &err);
+    CHECK(st == AEC_ERR_LIMIT, "load_tensor bomb: %s: %s", aec_status_name(st), err.msg);
+    free(b.p);
+
+    /* declared at the pixel limit, the stream may grow only to the budget */
+    b = png_zeros(2048, 2048, 8, 6, 0, inflated);
+    st = aec_image_decode(b.p, b.n, MP4, &img, &err);
+    CHECK(st == AEC_ERR_LIMIT, "2048x2048 bomb: %s: %s", aec_status_name(st), err.msg);
+    CHECK(aec_stbi_peak() <= aec_stbi_decode_budget(2048, 2048, b.n), "within the budget");
+    free(b.p);
+}
+
+/* Checks that decoding a legitimate image left headroom under the budget
+ * (the most stb needs is 86% of it, for 16-bit RGBA interlaced PNG), so a
+ * change of stb or of the rule shows here before it refuses real images. */
+static void check_headroom(const char *what, int w, int h, size_t len)
+{
+    size_t peak = aec_stbi_peak(), budget = aec_stbi_decode_budget(w, h, len);
+    CHECK(peak > 0 && peak <= budget / 100 * 95, "%s: stb held %zu of %zu budget bytes (%.0f%%)",
+          what, peak, budget, 100.0 * (double)peak / (double)budget);
+}
+
+/* The budget never refuses a legitimate image within the pixel limit,
+ * including the formats that need the most memory per pixel. */
+static void test_large_images(void)
+{
+    aec_rgb_image img;
+
+    /* 2000x2000 PNG, 2000x1500 JPEG, as stb_image_write makes them */
+    const int pw = 2000, ph = 2000;
+    uint8_t *rgb = malloc((size_t)pw * ph * 3);
+    REQUIRE(rgb, "oom");
+    test_synthetic_rgb(rgb, ph, pw, 21);
+    bytes b = encode(FMT_PNG, rgb, pw, ph, 3);
+    REQUIRE(decode(&b, &img) == AEC_OK, "2000x2000 png");
+    CHECK(img.width == pw && img.height == ph && rgb_equal(&img, rgb), "2000x2000 png pixels");
+    check_headroom("2000x2000 png", pw, ph, b.n);
+    aec_image_free(&img);
+    free(b.p);
+
+    const int jw = 2000, jh = 1500;
+    b = encode(FMT_JPG, rgb, jw, jh, 3);
+    REQUIRE(decode(&b, &img) == AEC_OK, "2000x1500 jpeg");
+    CHECK(img.width == jw && img.height == jh, "jpeg size %dx%d", img.width, img.height);
+    double sum = 0;
+    for (size_t i = 0; i < (size_t)jw * jh * 3; i++)
+        sum += abs((int)img.rgb[i] - (int)rgb[i]);
+    CHECK(sum / ((double)jw * jh * 3) < 4.0, "jpeg mean abs error %.2f",
+          sum / ((double)jw * jh * 3));
+    check_headroom("2000x1500 jpeg", jw, jh, b.n);
+    aec_image_free(&img);
+    free(b.p);
+    free(rgb);
+
+    /* progressive JPEGs: 4:2:0 YCbCr; 4 components at full resolution, at
+     * the pixel limit (the most JPEG needs per pixel); and a 1-pixel-wide
+     * strip sampled 4x4 (the most MCU padding per pixel) */
+    static const struct {
+        int w, h, n;
+        uint8_t samp[4];
+        const char *what;
+    } pj[] = {{2000, 1500, 3, {0x22, 0x11, 0x11}, "progressive 4:2:0 2000x1500"},
+              {2048, 2048, 4, {0x11, 0x11, 0x11, 0x11}, "progressive 4-channel 2048x2048"},
+              {1, 65535, 4, {0x44, 0x44, 0x44, 0x44}, "progressive 4x4-sampled 1x65535"}};
+    for (size_t k = 0; k < sizeof pj / sizeof pj[0]; k++) {
+        b = make_progressive_jpeg(pj[k].w, pj[k].h, pj[k].n, pj[k].samp);
+        REQUIRE(decode(&b, &img) == AEC_OK, "%s", pj[k].what);
+        int flat = img.width == pj[k].w && img.height == pj[k].h;
+        for (size_t i = 0; flat && i < (size_t)img.width * img.height * 3; i++)
+            flat &= img.rgb[i] == img.rgb[i % 3];
+        CHECK(flat, "%s: a flat image", pj[k].what);
+        if (pj[k].n == 3)
+            CHECK(img.rgb[0] == 128 && img.rgb[1] == 128 && img.rgb[2] == 128,
+                  "%s: mid grey, got %d %d %d", pj[k].what, img.rgb[0], img.rgb[1], img.rgb[2]);
+        check_headroom(pj[k].what, pj[k].w, pj[k].h, b.n);
+        aec_image_free(&img);
+        free(b.p);
+    }
+
+    /* interlaced 16-bit PNGs at the pixel limit, the most any format needs:
+     * the inflate buffer outgrows stb's guess and doubles, then the result
+     * and one pass buffer come on top. All zero: RGBA is transparent, so
+     * white; RGB black. Also 1-bit grey, 8-bit palette, and a tall strip. */
+    static const struct {
+        uint32_t w, h;
+        int depth, color, bpp, interlace;
+        uint8_t want;
+    } pz[] = {{2048, 2048, 16, 6, 64, 1, 255}, {2048, 2048, 16, 2, 48, 1, 0},
+              {2048, 2048, 16, 6, 64, 0, 255}, {2048, 2048, 1, 0, 1, 1, 0},
+              {2048, 2048, 8, 3, 8, 1, 10},    {1, 4194304, 16, 6, 64, 1, 255}};
+    for (size_t k = 0; k < sizeof pz / sizeof pz[0]; k++) {
+        b = (bytes){0};
+        png_start_il(&b, pz[k].w, pz[k].h, pz[k].depth, pz[k].color, pz[k].interlace);
+        if (pz[k].color == 3)
+            png_chunk(&b, "PLTE", (const uint8_t *)"\x0a\x0a\x0a", 3);
+        bytes z = zlib_zeros(png_raw_size(pz[k].w, pz[k].h, pz[k].bpp, pz[k].interlace));
+        png_chunk(&b, "IDAT", z.p, z.n);
+        png_chunk(&b, "IEND", NULL, 0);
+        free(z.p);
+        char what[64];
+        snprintf(what, sizeof what, "%ux%u png depth %d colour %d%s", pz[k].w, pz[k].h, pz[k].depth,
+                 pz[k].color, pz[k].interlace ? " interlaced" : "");
+        REQUIRE(decode(&b, &img) == AEC_OK, "%s", what);
+        int ok = img.width == (int)pz[k].w && img.height == (int)pz[k].h;
+        for (size_t i = 0; ok && i < (size_t)img.width * img.height * 3; i++)
+            ok &= img.rgb[i] == pz[k].want;
+        CHECK(ok, "%s: every value %d", what, pz[k].want);
+        check_headroom(what, (int)pz[k].w, (int)pz[k].h, b.n);
+        aec_image_free(&img);
+        free(b.p);
+    }
+}
+
 /* The daemon decodes in many threads: stb's failure reason is thread-local
  * in Debian's libstb and nothing we call touches its global settings. */
 typedef struct {
-    bytes good, bad;
+    bytes good, bad, bomb;
     const uint8_t *want;
     int failures;
 } worker_job;
@@ -574,6 +918,9 @@ static void *decode_worker(void *arg)
         if (aec_image_decode(job->bad.p, job->bad.n, MP4, &img, &err) != AEC_ERR_FORMAT ||
             strstr(err.msg, "image") == NULL)
             job->failures++;
+        /* the budget is per thread: a bomb here fails, the others' images not */
+        if (aec_image_decode(job->bomb.p, job->bomb.n, MP4, &img, &err) != AEC_ERR_LIMIT)
+            job->failures++;
     }
     return NULL;
 }
@@ -587,7 +934,8 @@ static void test_threads(void)
     for (int t = 0; t < N; t++) {
         test_synthetic_rgb(rgb[t], 20, 24, 10 + (uint64_t)t);
         jobs[t] =
-            (worker_job){encode(t % 2 ? FMT_BMP : FMT_PNG, rgb[t], 24, 20, 3), {0}, rgb[t], 0};
+            (worker_job){encode(t % 2 ? FMT_BMP : FMT_PNG, rgb[t], 24, 20, 3), {0}, {0}, rgb[t], 0};
+        jobs[t].bomb = png_zeros(1 + (uint32_t)t, 1, 8, 2, 0, (uint64_t)64 << 20);
         jobs[t].bad = encode(FMT_PNG, rgb[t], 24, 20, 3);
         jobs[t].bad.n = 40 + (size_t)t; /* the header decodes, the pixels cannot */
         REQUIRE(pthread_create(&th[t], NULL, decode_worker, &jobs[t]) == 0, "pthread_create");
@@ -597,6 +945,7 @@ static void test_threads(void)
         CHECK(jobs[t].failures == 0, "thread %d: %d failures", t, jobs[t].failures);
         free(jobs[t].good.p);
         free(jobs[t].bad.p);
+        free(jobs[t].bomb.p);
     }
 }
 
@@ -783,6 +1132,7 @@ static void test_encode_png(void)
 
 int main(void)
 {
+    test_png_bomb(); /* first: it checks the process's peak RSS */
     test_lossless_formats();
     test_jpeg();
     test_jpeg_bad_huffman();
@@ -794,6 +1144,7 @@ int main(void)
     test_gif();
     test_limits();
     test_garbage();
+    test_large_images();
     test_threads();
     test_to_tensor_same_size();
     test_to_tensor_resize();
