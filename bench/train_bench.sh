@@ -26,7 +26,7 @@ OMP_NUM_THREADS=$threads /usr/bin/time -v /usr/bin/python3 "$here/torch_train.py
 /usr/bin/python3 - "$out" "$epochs" "$threads" <<'PY'
 import json, re, sys, platform, os
 out, epochs, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def rows(p): return [json.loads(l) for l in open(p) if l.startswith("{")]
+def rows(p): return [r for r in (json.loads(l) for l in open(p) if l.startswith("{")) if r["epoch"] > 0]
 def rss(p):
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(p).read())
     return int(m.group(1)) / 1024 if m else float("nan")

@@ -9,6 +9,15 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
 configs=${AEC_TEST_CONFIGS:-"release asan"}
+
+# The API description must stay valid OpenAPI 3.1 (the integration tests check
+# real responses against its schemas).
+if command -v npx >/dev/null 2>&1; then
+    echo "== openapi.yaml lint"
+    (cd "$root" && npx --yes @redocly/cli@2.77.0 lint --format stylish openapi.yaml)
+else
+    echo "== openapi.yaml lint: SKIP (npx not found; install nodejs and npm)"
+fi
 jobs=$(nproc)
 for c in $configs; do
     case $c in
