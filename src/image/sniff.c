@@ -30,7 +30,8 @@
  * costs a 2 GB allocation. We walk the chunks as stb does (length, type,
  * data, CRC, up to IEND) and refuse an IDAT longer than the bytes left. (The
  * decode budget of stb_decode.c would now stop it too, as AEC_ERR_LIMIT and
- * only at decode time; this says what is wrong with the file, before.)
+ * only at decode time; this says what is wrong with the file, before.) An
+ * empty first IDAT is refused too: stb would compute NULL + 0.
  *
  * PNM (P5/P6): a 16-bit file (maxval > 255) converted to 4 channels is read
  * back as twice its size (heap over-read); a truncated file leaves the pixel
@@ -153,24 +154,33 @@ static int jpeg_tables_ok(const uint8_t *b, size_t len)
 
 static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
-static int png_idat_ok(const uint8_t *b, size_t len)
+/* 0: fine (or not a PNG); 1: an IDAT longer than the bytes left; 2: an empty
+ * IDAT before any data, where stb computes NULL + 0 (undefined behaviour, found
+ * by fuzzing; no encoder writes one). */
+static int png_idat_problem(const uint8_t *b, size_t len)
 {
     if (len < 8 || memcmp(b, png_sig, 8) != 0)
-        return 1;
+        return 0;
     size_t i = 8;
+    int seen_data = 0;
     while (i + 8 <= len) {
         uint32_t n = be32(b + i);
         const uint8_t *type = b + i + 4;
         i += 8;
         if (memcmp(type, "IEND", 4) == 0)
             break;
-        if (memcmp(type, "IDAT", 4) == 0 && n > len - i)
-            return 0;
+        if (memcmp(type, "IDAT", 4) == 0) {
+            if (n > len - i)
+                return 1;
+            if (n == 0 && !seen_data)
+                return 2;
+            seen_data = 1;
+        }
         if (n > len - i) /* stb skips to the end and fails there */
             break;
         i += (size_t)n + 4; /* data and CRC */
     }
-    return 1;
+    return 0;
 }
 
 /* ---- PNM ------------------------------------------------------------------------ */
@@ -275,9 +285,12 @@ aec_status aec_sniff_stb_hazards(const uint8_t *b, size_t len, aec_error *err)
     if (!jpeg_tables_ok(b, len))
         return aec_fail(err, AEC_ERR_FORMAT,
                         "not a readable image: corrupt JPEG (Huffman table of over 256 codes)");
-    if (!png_idat_ok(b, len))
+    int png = png_idat_problem(b, len);
+    if (png == 1)
         return aec_fail(err, AEC_ERR_FORMAT,
                         "not a readable image: truncated PNG (IDAT longer than the file)");
+    if (png == 2)
+        return aec_fail(err, AEC_ERR_FORMAT, "not a readable image: PNG with an empty first IDAT");
     if ((len >= 11 && memcmp(b, "#?RADIANCE\n", 11) == 0) ||
         (len >= 7 && memcmp(b, "#?RGBE\n", 7) == 0))
         return aec_fail(err, AEC_ERR_UNSUPPORTED, "Radiance HDR images are not supported");

@@ -95,6 +95,17 @@ static void reply_oom(aecd_request *req, const char *what)
     aecd_reply_error(req, 503, "out_of_memory", "no memory for %s; retry shortly", what);
 }
 
+/* Sends b (a finished JSON body) as 200, or 500-style out-of-memory reply. */
+static void reply_json_buf(aecd_request *req, aecd_buf *b)
+{
+    size_t len;
+    char *body = aecd_buf_steal(b, &len);
+    if (!body)
+        reply_oom(req, "the response");
+    else
+        aecd_reply(req, 200, k_json, body, len);
+}
+
 static int alloc_tensors(aecd_request *req, size_t in_count, size_t out_count)
 {
     req->tensor_in = malloc(in_count * sizeof(float));
@@ -250,12 +261,7 @@ static void encode_reply_json(aecd_request *req, const float *latent, size_t dim
         aecd_buf_json_float(&b, latent[i]);
     }
     aecd_buf_puts(&b, "]}\n");
-    size_t len;
-    char *body = aecd_buf_steal(&b, &len);
-    if (!body)
-        reply_oom(req, "the response");
-    else
-        aecd_reply(req, 200, k_json, body, len);
+    reply_json_buf(req, &b);
 }
 
 static void encode_finish(aecd_request *req)
@@ -567,12 +573,7 @@ static void anomaly_finish(aecd_request *req)
         return;
     }
     aecd_buf_puts(&b, "}\n");
-    size_t len;
-    char *body = aecd_buf_steal(&b, &len);
-    if (!body)
-        reply_oom(req, "the response");
-    else
-        aecd_reply(req, 200, k_json, body, len);
+    reply_json_buf(req, &b);
 }
 
 /* ---- GET endpoints --------------------------------------------------------------------- */
@@ -598,12 +599,7 @@ static void readyz(aecd_request *req)
     aecd_buf_puts(&b, "{\"status\":\"ready\",\"model\":");
     aecd_buf_json_str(&b, srv->model->id);
     aecd_buf_puts(&b, "}\n");
-    size_t len;
-    char *body = aecd_buf_steal(&b, &len);
-    if (!body)
-        reply_oom(req, "the response");
-    else
-        aecd_reply(req, 200, k_json, body, len);
+    reply_json_buf(req, &b);
 }
 
 static void model_info(aecd_request *req)
