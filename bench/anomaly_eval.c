@@ -21,8 +21,7 @@ static void score_file(const aec_model *m, aec_workspace *ws, const aec_anomaly_
     uint8_t *bytes = NULL;
     size_t len = 0;
     if (aec_read_file(path, 64u << 20, &bytes, &len, &err) ||
-        aec_image_load_tensor(bytes, len, 40000000, m->input.c, m->input.h, m->input.w, x,
-                              &err)) {
+        aec_image_load_tensor(bytes, len, 40000000, m->input.c, m->input.h, m->input.w, x, &err)) {
         fprintf(stderr, "skipping %s: %s\n", path, err.msg);
         free(bytes);
         return;

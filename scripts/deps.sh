@@ -5,7 +5,8 @@
 #   scripts/deps.sh --bench  also wrk, PyTorch, JPEG/WebP tools for bench/
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcjson-dev libstb-dev
-libmicrohttpd-dev libcurl4-openssl-dev python3 curl ca-certificates prometheus"
+libmicrohttpd-dev libcurl4-openssl-dev python3 curl ca-certificates prometheus
+clang-format"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs wrk python3-torch python3-numpy python3-pil python3-fastapi python3-uvicorn
 libjpeg-turbo-progs webp gnuplot-nox"

@@ -10,6 +10,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
 configs=${AEC_TEST_CONFIGS:-"release asan"}
 
+# C sources stay clang-format clean (.clang-format at the top level).
+if command -v clang-format >/dev/null 2>&1; then
+    echo "== clang-format"
+    (cd "$root" && git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror)
+fi
+
 # The API description must stay valid OpenAPI 3.1 (the integration tests check
 # real responses against its schemas).
 if command -v npx >/dev/null 2>&1; then

@@ -52,13 +52,12 @@ typedef struct {
 } aec_anomaly_result;
 
 /* Parses m->anomaly_json (or sets calibrated = 0 when absent). */
-aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c,
-                                        aec_error *err);
+aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err);
 
 /* Score one image [c,h,w] given its reconstruction. threshold < 0 uses the
  * calibrated one. */
-void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon,
-                       int ch, int h, int w, double threshold, aec_anomaly_result *out);
+void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon, int ch,
+                       int h, int w, double threshold, aec_anomaly_result *out);
 
 /* The score's inputs for one image and its reconstruction. */
 void aec_anomaly_features_of(const float *image, const float *recon, int ch, int h, int w,

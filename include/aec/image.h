@@ -30,8 +30,8 @@ typedef struct {
 /* Decodes to 8-bit RGB. AEC_ERR_LIMIT if width*height > max_pixels or if
  * decoding would need more memory than that size justifies (a compression
  * bomb), AEC_ERR_FORMAT if the bytes are not a readable image. */
-aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels,
-                            aec_rgb_image *out, aec_error *err);
+aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, aec_rgb_image *out,
+                            aec_error *err);
 void aec_image_free(aec_rgb_image *img);
 
 /* Interleaved RGB u8 -> planar floats [channels, out_h, out_w] in [0,1],
@@ -41,9 +41,8 @@ aec_status aec_image_to_tensor(const aec_rgb_image *img, int channels, int out_h
                                float *out, aec_error *err);
 
 /* decode + to_tensor in one call */
-aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixels,
-                                 int channels, int out_h, int out_w, float *out,
-                                 aec_error *err);
+aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixels, int channels,
+                                 int out_h, int out_w, float *out, aec_error *err);
 
 /* Planar floats [c,h,w] (clamped to [0,1]) -> PNG bytes (malloc'd). c = 1 or 3. */
 aec_status aec_image_encode_png(const float *chw, int c, int h, int w, uint8_t **png,

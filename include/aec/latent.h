@@ -38,8 +38,7 @@ const char *aec_latent_dtype_name(aec_latent_dtype dt);
 
 /* Packs dim values into a malloc'd buffer. Values must be finite. */
 aec_status aec_latent_pack(const float *values, uint32_t dim, uint64_t model_hash,
-                           aec_latent_dtype dtype, uint8_t **out, size_t *out_len,
-                           aec_error *err);
+                           aec_latent_dtype dtype, uint8_t **out, size_t *out_len, aec_error *err);
 
 /* Unpacks into values (expect_dim floats). AEC_ERR_FORMAT for a malformed
  * buffer, AEC_ERR_MISMATCH for another model's hash or a wrong dim. */

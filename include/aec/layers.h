@@ -18,8 +18,8 @@
 #include <stddef.h>
 
 /* ---- linear: out[n,o] = sum_i inp[n,i] * weight[o,i] + bias[o] ------------ */
-void aec_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        int n, int in_f, int out_f);
+void aec_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
+                        int in_f, int out_f);
 void aec_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int n, int in_f, int out_f);
 
@@ -41,9 +41,9 @@ void aec_batchnorm_forward_train(float *out, float *mean, float *rstd, float *ru
                                  float *running_var, const float *inp, const float *gamma,
                                  const float *beta, int n, int c, int spatial, float eps,
                                  float momentum);
-void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma,
-                                const float *beta, const float *running_mean,
-                                const float *running_var, int n, int c, int spatial, float eps);
+void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                                const float *running_mean, const float *running_var, int n, int c,
+                                int spatial, float eps);
 void aec_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                             const float *inp, const float *mean, const float *rstd,
                             const float *gamma, int n, int c, int spatial);
@@ -55,21 +55,20 @@ size_t aec_conv2d_col_size(int cin, int k, int oh, int ow);
 void aec_conv2d_forward(float *out, float *col, const float *inp, const float *weight,
                         const float *bias, int n, int cin, int h, int w, int cout, int k,
                         int stride, int pad);
-void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
-                         const float *dout, const float *inp, const float *weight, int n,
-                         int cin, int h, int w, int cout, int k, int stride, int pad);
+void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                         const float *inp, const float *weight, int n, int cin, int h, int w,
+                         int cout, int k, int stride, int pad);
 
 /* ---- conv_transpose2d: inp [n, cin, h, w] -> out [n, cout, oh, ow] ---------
  * weight [cin, cout, k, k], bias [cout]; oh = (h-1)*s - 2p + k + output_padding.
  * col is scratch of aec_conv2d_col_size(cout, k, h, w) floats. */
-void aec_conv_transpose2d_forward(float *out, float *col, const float *inp,
-                                  const float *weight, const float *bias, int n, int cin,
-                                  int h, int w, int cout, int k, int stride, int pad,
-                                  int out_pad);
+void aec_conv_transpose2d_forward(float *out, float *col, const float *inp, const float *weight,
+                                  const float *bias, int n, int cin, int h, int w, int cout, int k,
+                                  int stride, int pad, int out_pad);
 void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, float *col,
-                                   const float *dout, const float *inp, const float *weight,
-                                   int n, int cin, int h, int w, int cout, int k, int stride,
-                                   int pad, int out_pad);
+                                   const float *dout, const float *inp, const float *weight, int n,
+                                   int cin, int h, int w, int cout, int k, int stride, int pad,
+                                   int out_pad);
 
 /* ---- loss ----------------------------------------------------------------- */
 /* mean over count elements of (out - target)^2; fills dout = d loss / d out */

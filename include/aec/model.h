@@ -43,19 +43,19 @@ typedef struct {
     int ndim;
     int dims[4];
     size_t count;
-    int trainable;  /* running statistics are not */
+    int trainable; /* running statistics are not */
     float *data;
-    float *grad;    /* NULL until aec_model_alloc_training */
-    float *adam_m;  /* Adam first moment */
-    float *adam_v;  /* Adam second moment */
+    float *grad;   /* NULL until aec_model_alloc_training */
+    float *adam_m; /* Adam first moment */
+    float *adam_v; /* Adam second moment */
 } aec_param;
 
 typedef struct {
     aec_layer_type type;
-    int in_f, out_f;    /* linear: in/out features; conv: in/out channels; batchnorm: features */
+    int in_f, out_f; /* linear: in/out features; conv: in/out channels; batchnorm: features */
     int kernel, stride, padding, output_padding;
-    float eps, momentum; /* batchnorm; momentum is PyTorch's (Keras 0.99 == 0.01) */
-    aec_shape unflatten; /* unflatten target */
+    float eps, momentum;           /* batchnorm; momentum is PyTorch's (Keras 0.99 == 0.01) */
+    aec_shape unflatten;           /* unflatten target */
     aec_shape in_shape, out_shape; /* derived from the input shape */
     int nparams;
     aec_param params[AEC_MAX_PARAMS];
@@ -82,8 +82,8 @@ typedef struct aec_model {
     char *codec_json;   /* aec.codec, or NULL (entropy-codec parameters) */
     int nextras;
     aec_extra_tensor *extras;
-    uint64_t id_hash;   /* FNV-1a 64 over the layer spec and all parameter bytes */
-    char id[24];        /* "aec-" + 16 hex digits of id_hash */
+    uint64_t id_hash; /* FNV-1a 64 over the layer spec and all parameter bytes */
+    char id[24];      /* "aec-" + 16 hex digits of id_hash */
 } aec_model;
 
 /* ---- building --------------------------------------------------------- */
@@ -116,8 +116,8 @@ const aec_extra_tensor *aec_model_find_extra(const aec_model *m, const char *nam
 
 aec_status aec_model_load(aec_model **out, const char *path, aec_error *err);
 /* name is used in error messages only */
-aec_status aec_model_load_memory(aec_model **out, const void *data, size_t len,
-                                 const char *name, aec_error *err);
+aec_status aec_model_load_memory(aec_model **out, const void *data, size_t len, const char *name,
+                                 aec_error *err);
 /* Writes path atomically: a temp file in the same folder, fsync, rename. */
 aec_status aec_model_save(const aec_model *m, const char *path, aec_error *err);
 

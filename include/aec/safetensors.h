@@ -65,8 +65,7 @@ aec_status aec_st_serialize(const aec_st_out *tensors, int n, const char *const 
 /* Writes bytes to path atomically: temp file in the same folder, write,
  * fsync, rename. On any failure the old file is untouched and the temp file
  * removed. */
-aec_status aec_write_file_atomic(const char *path, const void *data, size_t len,
-                                 aec_error *err);
+aec_status aec_write_file_atomic(const char *path, const void *data, size_t len, aec_error *err);
 /* Reads a whole file, refusing files larger than max_len. */
 aec_status aec_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
                          aec_error *err);

@@ -12,7 +12,6 @@
 
 #include <cJSON.h>
 
-
 /* Box-average blocks of f x f (partial blocks at the edges), then bilinear
  * upsample back at pixel centres; returns the MSE against the image. */
 double aec_anomaly_baseline_mse(const float *image, int ch, int h, int w, int f)
@@ -56,8 +55,7 @@ double aec_anomaly_baseline_mse(const float *image, int ch, int h, int w, int f)
     return sum / ((double)ch * h * w);
 }
 
-void aec_anomaly_error_map(const float *image, const float *recon, int ch, int h, int w,
-                           float *map)
+void aec_anomaly_error_map(const float *image, const float *recon, int ch, int h, int w, float *map)
 {
     size_t hw = (size_t)h * w;
     for (size_t i = 0; i < hw; i++) {
@@ -114,8 +112,8 @@ static double mahalanobis2(const aec_anomaly_calib *c, const aec_anomaly_feature
     return r > 0 ? r : 0;
 }
 
-void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon,
-                       int ch, int h, int w, double threshold, aec_anomaly_result *out)
+void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon, int ch,
+                       int h, int w, double threshold, aec_anomaly_result *out)
 {
     aec_anomaly_features f;
     size_t n = (size_t)ch * h * w;
@@ -217,7 +215,8 @@ aec_status aec_anomaly_calibrate(const aec_anomaly_features *f, size_t n, char *
     for (size_t k = 0; k < n; k++)
         for (int i = 0; i < N; i++)
             for (int j = 0; j < N; j++)
-                cov[i][j] += (f[k].v[i] - c.mean_f[i]) * (f[k].v[j] - c.mean_f[j]) / (double)(n - 1);
+                cov[i][j] +=
+                    (f[k].v[i] - c.mean_f[i]) * (f[k].v[j] - c.mean_f[j]) / (double)(n - 1);
     for (int i = 0; i < N; i++)
         cov[i][i] += 1e-6; /* ridge: keeps the inverse finite on degenerate data */
     if (!invert(cov, c.inv_cov))
@@ -289,8 +288,7 @@ static int get_vec(const cJSON *a, double *out, int n)
     return 1;
 }
 
-aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c,
-                                        aec_error *err)
+aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err)
 {
     enum { N = AEC_ANOMALY_FEATURES };
     memset(c, 0, sizeof *c);

@@ -23,14 +23,14 @@
 
 /* ---- linear ------------------------------------------------------------- */
 
-void aec_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        int n, int in_f, int out_f)
+void aec_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
+                        int in_f, int out_f)
 {
     for (int i = 0; i < n; i++)
         memcpy(out + (size_t)i * out_f, bias, sizeof(float) * (size_t)out_f);
     if (n == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out_f, in_f, 1.0f, weight, in_f, inp, 1, 1.0f,
-                    out, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out_f, in_f, 1.0f, weight, in_f, inp, 1, 1.0f, out,
+                    1);
         return;
     }
     /* out[n,out] += inp[n,in] x weight[out,in]^T */
@@ -150,9 +150,9 @@ void aec_batchnorm_forward_train(float *out, float *mean, float *rstd, float *ru
     free(scale);
 }
 
-void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma,
-                                const float *beta, const float *running_mean,
-                                const float *running_var, int n, int c, int spatial, float eps)
+void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                                const float *running_mean, const float *running_var, int n, int c,
+                                int spatial, float eps)
 {
     float *scale = malloc(sizeof(float) * 2 * (size_t)c);
     if (!scale)
@@ -402,8 +402,8 @@ static void conv2d_forward_range(void *ctx, int t, long begin, long end)
             cols = col;
         }
         /* y[cout, ohw] = weight[cout, ckk] x cols[ckk, ohw] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cout, ohw, ckk, 1.0f,
-                    j->weight, ckk, cols, ohw, 0.0f, y, ohw);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cout, ohw, ckk, 1.0f, j->weight,
+                    ckk, cols, ohw, 0.0f, y, ohw);
         add_channel_bias(y, j->bias, j->cout, ohw);
     }
     release_scratch(j, col);
@@ -414,9 +414,21 @@ void aec_conv2d_forward(float *out, float *col, const float *inp, const float *w
                         int stride, int pad)
 {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
-                  .stride = stride, .pad = pad, .inp = inp, .weight = weight, .bias = bias,
-                  .out = out, .col = col, .colsize = aec_conv2d_col_size(cin, k, oh, ow)};
+    conv_job j = {.cin = cin,
+                  .h = h,
+                  .w = w,
+                  .cout = cout,
+                  .oh = oh,
+                  .ow = ow,
+                  .k = k,
+                  .stride = stride,
+                  .pad = pad,
+                  .inp = inp,
+                  .weight = weight,
+                  .bias = bias,
+                  .out = out,
+                  .col = col,
+                  .colsize = aec_conv2d_col_size(cin, k, oh, ow)};
     run_parallel(n, conv2d_forward_range, &j);
 }
 
@@ -437,14 +449,14 @@ static void conv2d_backward_range(void *ctx, int t, long begin, long end)
             cols = col;
         }
         /* dweight[cout, ckk] += dy[cout, ohw] x cols[ckk, ohw]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cout, ckk, ohw, 1.0f, dy, ohw,
-                    cols, ohw, 1.0f, dweight, ckk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cout, ckk, ohw, 1.0f, dy, ohw, cols,
+                    ohw, 1.0f, dweight, ckk);
         if (!j->dinp)
             continue;
         float *dx = j->dinp + (size_t)i * j->cin * hw;
         if (pointwise) { /* dx[cin, hw] = weight^T x dy */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, j->cout, 1.0f,
-                        j->weight, ckk, dy, ohw, 0.0f, dx, ohw);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, j->cout, 1.0f, j->weight,
+                        ckk, dy, ohw, 0.0f, dx, ohw);
             continue;
         }
         /* dcol[ckk, ohw] = weight[cout, ckk]^T x dy[cout, ohw]; dx = col2im(dcol) */
@@ -456,15 +468,28 @@ static void conv2d_backward_range(void *ctx, int t, long begin, long end)
     release_scratch(j, col);
 }
 
-void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
-                         const float *dout, const float *inp, const float *weight, int n,
-                         int cin, int h, int w, int cout, int k, int stride, int pad)
+void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                         const float *inp, const float *weight, int n, int cin, int h, int w,
+                         int cout, int k, int stride, int pad)
 {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
-                  .stride = stride, .pad = pad, .inp = inp, .weight = weight, .dout = dout,
-                  .dinp = dinp, .col = col, .colsize = aec_conv2d_col_size(cin, k, oh, ow),
-                  .wsize = (size_t)cout * cin * k * k, .bsize = (size_t)cout};
+    conv_job j = {.cin = cin,
+                  .h = h,
+                  .w = w,
+                  .cout = cout,
+                  .oh = oh,
+                  .ow = ow,
+                  .k = k,
+                  .stride = stride,
+                  .pad = pad,
+                  .inp = inp,
+                  .weight = weight,
+                  .dout = dout,
+                  .dinp = dinp,
+                  .col = col,
+                  .colsize = aec_conv2d_col_size(cin, k, oh, ow),
+                  .wsize = (size_t)cout * cin * k * k,
+                  .bsize = (size_t)cout};
     j.partial = alloc_partials(&j, n);
     run_parallel(n, conv2d_backward_range, &j);
     reduce_partials(dweight, dbias, &j, conv_threads(n));
@@ -486,11 +511,11 @@ static void conv_t_forward_range(void *ctx, int t, long begin, long end)
         const float *x = j->inp + (size_t)i * j->cin * hw;
         float *y = j->out + (size_t)i * j->cout * ohw;
         if (pointwise) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f,
-                        j->weight, ckk, x, hw, 0.0f, y, hw);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f, j->weight,
+                        ckk, x, hw, 0.0f, y, hw);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f,
-                        j->weight, ckk, x, hw, 0.0f, col, hw);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, j->cin, 1.0f, j->weight,
+                        ckk, x, hw, 0.0f, col, hw);
             memset(y, 0, sizeof(float) * (size_t)j->cout * ohw);
             col2im_add(y, col, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
         }
@@ -499,16 +524,27 @@ static void conv_t_forward_range(void *ctx, int t, long begin, long end)
     release_scratch(j, col);
 }
 
-void aec_conv_transpose2d_forward(float *out, float *col, const float *inp,
-                                  const float *weight, const float *bias, int n, int cin,
-                                  int h, int w, int cout, int k, int stride, int pad,
-                                  int out_pad)
+void aec_conv_transpose2d_forward(float *out, float *col, const float *inp, const float *weight,
+                                  const float *bias, int n, int cin, int h, int w, int cout, int k,
+                                  int stride, int pad, int out_pad)
 {
     int oh = (h - 1) * stride - 2 * pad + k + out_pad;
     int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
-                  .stride = stride, .pad = pad, .out_pad = out_pad, .inp = inp,
-                  .weight = weight, .bias = bias, .out = out, .col = col,
+    conv_job j = {.cin = cin,
+                  .h = h,
+                  .w = w,
+                  .cout = cout,
+                  .oh = oh,
+                  .ow = ow,
+                  .k = k,
+                  .stride = stride,
+                  .pad = pad,
+                  .out_pad = out_pad,
+                  .inp = inp,
+                  .weight = weight,
+                  .bias = bias,
+                  .out = out,
+                  .col = col,
                   .colsize = aec_conv2d_col_size(cout, k, h, w)};
     run_parallel(n, conv_t_forward_range, &j);
 }
@@ -530,27 +566,40 @@ static void conv_t_backward_range(void *ctx, int t, long begin, long end)
             dcol = col;
         }
         /* dweight[cin, ckk] += x[cin, hw] x dcol[ckk, hw]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cin, ckk, hw, 1.0f, x, hw, dcol,
-                    hw, 1.0f, dweight, ckk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->cin, ckk, hw, 1.0f, x, hw, dcol, hw,
+                    1.0f, dweight, ckk);
         if (j->dinp) /* dx[cin, hw] = weight[cin, ckk] x dcol[ckk, hw] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cin, hw, ckk, 1.0f,
-                        j->weight, ckk, dcol, hw, 0.0f, j->dinp + (size_t)i * j->cin * hw, hw);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->cin, hw, ckk, 1.0f, j->weight,
+                        ckk, dcol, hw, 0.0f, j->dinp + (size_t)i * j->cin * hw, hw);
     }
     release_scratch(j, col);
 }
 
 void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, float *col,
-                                   const float *dout, const float *inp, const float *weight,
-                                   int n, int cin, int h, int w, int cout, int k, int stride,
-                                   int pad, int out_pad)
+                                   const float *dout, const float *inp, const float *weight, int n,
+                                   int cin, int h, int w, int cout, int k, int stride, int pad,
+                                   int out_pad)
 {
     int oh = (h - 1) * stride - 2 * pad + k + out_pad;
     int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    conv_job j = {.cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow, .k = k,
-                  .stride = stride, .pad = pad, .out_pad = out_pad, .inp = inp,
-                  .weight = weight, .dout = dout, .dinp = dinp, .col = col,
+    conv_job j = {.cin = cin,
+                  .h = h,
+                  .w = w,
+                  .cout = cout,
+                  .oh = oh,
+                  .ow = ow,
+                  .k = k,
+                  .stride = stride,
+                  .pad = pad,
+                  .out_pad = out_pad,
+                  .inp = inp,
+                  .weight = weight,
+                  .dout = dout,
+                  .dinp = dinp,
+                  .col = col,
                   .colsize = aec_conv2d_col_size(cout, k, h, w),
-                  .wsize = (size_t)cin * cout * k * k, .bsize = (size_t)cout};
+                  .wsize = (size_t)cin * cout * k * k,
+                  .bsize = (size_t)cout};
     j.partial = alloc_partials(&j, n);
     run_parallel(n, conv_t_backward_range, &j);
     reduce_partials(dweight, dbias, &j, conv_threads(n));

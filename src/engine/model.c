@@ -25,8 +25,8 @@
 
 /* Bounds that keep every size computation far from overflow. */
 #define MAX_LAYERS 256
-#define MAX_FEATURES (1 << 22)   /* channels or features of one layer */
-#define MAX_SAMPLE (1 << 26)     /* floats in one sample's activation */
+#define MAX_FEATURES (1 << 22) /* channels or features of one layer */
+#define MAX_SAMPLE (1 << 26)   /* floats in one sample's activation */
 #define MAX_LAYER_PARAMS (1 << 28)
 #define MAX_KERNEL 15
 #define MAX_STRIDE 8
@@ -35,11 +35,11 @@ struct aec_workspace {
     int max_batch;
     int training;
     int nlayers;
-    float **act;              /* owned activation buffer per layer (NULL for views) */
-    const float **out;        /* where each layer's output is, after a forward */
+    float **act;       /* owned activation buffer per layer (NULL for views) */
+    const float **out; /* where each layer's output is, after a forward */
     float **bn_mean, **bn_rstd;
-    float *col;               /* im2col scratch, one sample */
-    float *grad[2];           /* backward ping-pong */
+    float *col;     /* im2col scratch, one sample */
+    float *grad[2]; /* backward ping-pong */
 };
 
 const char *aec_layer_type_name(aec_layer_type t)
@@ -77,8 +77,8 @@ static aec_status get_int(const cJSON *obj, const char *key, int lo, int hi, int
     }
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!(d >= lo && d <= hi) || d != floor(d))
-        return aec_fail(err, AEC_ERR_FORMAT, "layer %d: \"%s\" must be an integer in [%d, %d]",
-                        idx, key, lo, hi);
+        return aec_fail(err, AEC_ERR_FORMAT, "layer %d: \"%s\" must be an integer in [%d, %d]", idx,
+                        key, lo, hi);
     *out = (int)d;
     return AEC_OK;
 }
@@ -103,7 +103,7 @@ static aec_status parse_type(const cJSON *obj, aec_layer_type *t, int idx, aec_e
 {
     static const aec_layer_type all[] = {
         AEC_LAYER_FLATTEN, AEC_LAYER_UNFLATTEN, AEC_LAYER_LINEAR, AEC_LAYER_BATCHNORM,
-        AEC_LAYER_RELU, AEC_LAYER_SIGMOID, AEC_LAYER_CONV2D, AEC_LAYER_CONV_TRANSPOSE2D};
+        AEC_LAYER_RELU,    AEC_LAYER_SIGMOID,   AEC_LAYER_CONV2D, AEC_LAYER_CONV_TRANSPOSE2D};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!cJSON_IsString(v))
         return aec_fail(err, AEC_ERR_FORMAT, "layer %d: missing \"type\"", idx);
@@ -167,8 +167,7 @@ static aec_status parse_layer(const cJSON *obj, aec_layer *L, int idx, aec_error
         L->unflatten = (aec_shape){d[0], d[1], d[2], 0};
         break;
     }
-    default:
-        break;
+    default: break;
     }
     return AEC_OK;
 }
@@ -180,9 +179,7 @@ static aec_status out_shape(aec_layer *L, const aec_shape *in, int idx, aec_erro
     aec_shape o = *in;
     size_t n = aec_shape_count(in);
     switch (L->type) {
-    case AEC_LAYER_FLATTEN:
-        o = (aec_shape){(int)n, 1, 1, 1};
-        break;
+    case AEC_LAYER_FLATTEN: o = (aec_shape){(int)n, 1, 1, 1}; break;
     case AEC_LAYER_UNFLATTEN:
         if (aec_shape_count(&L->unflatten) != n)
             return aec_fail(err, AEC_ERR_FORMAT,
@@ -226,12 +223,11 @@ static aec_status out_shape(aec_layer *L, const aec_shape *in, int idx, aec_erro
                             o.h, o.w);
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (aec_shape_count(&o) > MAX_SAMPLE || o.h > 65536 || o.w > 65536)
-        return aec_fail(err, AEC_ERR_LIMIT, "layer %d: output of %dx%dx%d values is too large",
-                        idx, o.c, o.h, o.w);
+        return aec_fail(err, AEC_ERR_LIMIT, "layer %d: output of %dx%dx%d values is too large", idx,
+                        o.c, o.h, o.w);
     L->in_shape = *in;
     L->out_shape = o;
     return AEC_OK;
@@ -291,8 +287,7 @@ static aec_status alloc_params(aec_layer *L, int idx, aec_error *err)
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
     return st;
 }
@@ -313,8 +308,7 @@ aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_
     int n = cJSON_GetArraySize(arr);
     if (n < 2 || n > MAX_LAYERS) {
         cJSON_Delete(arr);
-        return aec_fail(err, AEC_ERR_FORMAT, "a model needs 2 to %d layers, not %d", MAX_LAYERS,
-                        n);
+        return aec_fail(err, AEC_ERR_FORMAT, "a model needs 2 to %d layers, not %d", MAX_LAYERS, n);
     }
     if (latent_index < 0 || latent_index >= n - 1) {
         cJSON_Delete(arr);
@@ -590,8 +584,7 @@ aec_status aec_workspace_create(aec_workspace **out, const aec_model *m, int max
              (ws->grad[1] = malloc(sizeof(float) * widest * (size_t)max_batch));
     if (!ok) {
         aec_workspace_free(ws);
-        return aec_fail(err, AEC_ERR_NOMEM, "out of memory for a workspace of batch %d",
-                        max_batch);
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory for a workspace of batch %d", max_batch);
     }
     *out = ws;
     return AEC_OK;
@@ -614,26 +607,21 @@ static const float *layer_forward(aec_layer *L, aec_workspace *ws, int i, const 
     aec_param *P = L->params;
     switch (L->type) {
     case AEC_LAYER_FLATTEN:
-    case AEC_LAYER_UNFLATTEN:
-        return x;
+    case AEC_LAYER_UNFLATTEN: return x;
     case AEC_LAYER_LINEAR:
         aec_linear_forward(y, x, P[0].data, P[1].data, n, L->in_f, L->out_f);
         break;
-    case AEC_LAYER_RELU:
-        aec_relu_forward(y, x, count);
-        break;
-    case AEC_LAYER_SIGMOID:
-        aec_sigmoid_forward(y, x, count);
-        break;
+    case AEC_LAYER_RELU: aec_relu_forward(y, x, count); break;
+    case AEC_LAYER_SIGMOID: aec_sigmoid_forward(y, x, count); break;
     case AEC_LAYER_BATCHNORM: {
         int spatial = in->h * in->w;
         if (train)
-            aec_batchnorm_forward_train(y, ws->bn_mean[i], ws->bn_rstd[i], P[2].data, P[3].data,
-                                        x, P[0].data, P[1].data, n, L->in_f, spatial, L->eps,
+            aec_batchnorm_forward_train(y, ws->bn_mean[i], ws->bn_rstd[i], P[2].data, P[3].data, x,
+                                        P[0].data, P[1].data, n, L->in_f, spatial, L->eps,
                                         L->momentum);
         else
-            aec_batchnorm_forward_eval(y, x, P[0].data, P[1].data, P[2].data, P[3].data, n,
-                                       L->in_f, spatial, L->eps);
+            aec_batchnorm_forward_eval(y, x, P[0].data, P[1].data, P[2].data, P[3].data, n, L->in_f,
+                                       spatial, L->eps);
         break;
     }
     case AEC_LAYER_CONV2D:
@@ -642,8 +630,7 @@ static const float *layer_forward(aec_layer *L, aec_workspace *ws, int i, const 
         break;
     case AEC_LAYER_CONV_TRANSPOSE2D:
         aec_conv_transpose2d_forward(y, ws->col, x, P[0].data, P[1].data, n, in->c, in->h, in->w,
-                                     L->out_f, L->kernel, L->stride, L->padding,
-                                     L->output_padding);
+                                     L->out_f, L->kernel, L->stride, L->padding, L->output_padding);
         break;
     }
     return y;
@@ -683,8 +670,8 @@ void aec_model_encode(const aec_model *m, aec_workspace *ws, const float *images
 void aec_model_decode(const aec_model *m, aec_workspace *ws, const float *latent, int n,
                       float *images)
 {
-    infer_chunks(m, ws, latent, aec_model_latent_count(m), n, m->latent_index + 1,
-                 m->nlayers - 1, images, aec_model_output_count(m));
+    infer_chunks(m, ws, latent, aec_model_latent_count(m), n, m->latent_index + 1, m->nlayers - 1,
+                 images, aec_model_output_count(m));
 }
 
 void aec_model_reconstruct(const aec_model *m, aec_workspace *ws, const float *images, int n,
@@ -706,16 +693,15 @@ const float *aec_model_forward_train(aec_model *m, aec_workspace *ws, const floa
 
 /* ---- backward ------------------------------------------------------------------------- */
 
-static void layer_backward(aec_layer *L, aec_workspace *ws, int i, const float *x,
-                           const float *dy, float *dx, int n)
+static void layer_backward(aec_layer *L, aec_workspace *ws, int i, const float *x, const float *dy,
+                           float *dx, int n)
 {
     const aec_shape *in = &L->in_shape;
     size_t count = aec_shape_count(&L->out_shape) * (size_t)n;
     aec_param *P = L->params;
     switch (L->type) {
     case AEC_LAYER_FLATTEN:
-    case AEC_LAYER_UNFLATTEN:
-        break; /* views: handled by the caller */
+    case AEC_LAYER_UNFLATTEN: break; /* views: handled by the caller */
     case AEC_LAYER_LINEAR:
         aec_linear_backward(dx, P[0].grad, P[1].grad, dy, x, P[0].data, n, L->in_f, L->out_f);
         break;
@@ -736,9 +722,9 @@ static void layer_backward(aec_layer *L, aec_workspace *ws, int i, const float *
                             in->w, L->out_f, L->kernel, L->stride, L->padding);
         break;
     case AEC_LAYER_CONV_TRANSPOSE2D:
-        aec_conv_transpose2d_backward(dx, P[0].grad, P[1].grad, ws->col, dy, x, P[0].data, n,
-                                      in->c, in->h, in->w, L->out_f, L->kernel, L->stride,
-                                      L->padding, L->output_padding);
+        aec_conv_transpose2d_backward(dx, P[0].grad, P[1].grad, ws->col, dy, x, P[0].data, n, in->c,
+                                      in->h, in->w, L->out_f, L->kernel, L->stride, L->padding,
+                                      L->output_padding);
         break;
     }
 }
@@ -753,8 +739,7 @@ static int needs_input_grad(const aec_model *m, int i)
     return 0;
 }
 
-void aec_model_backward(aec_model *m, aec_workspace *ws, const float *inp, const float *dout,
-                        int n)
+void aec_model_backward(aec_model *m, aec_workspace *ws, const float *inp, const float *dout, int n)
 {
     const float *dy = dout;
     for (int i = m->nlayers - 1; i >= 0; i--) {
@@ -825,7 +810,7 @@ static void adam_range(void *ctx, int thread, long begin, long end)
  * large tensors are split across the BLAS thread count. */
 void aec_adam_step(aec_model *m, const aec_adam *opt, long t)
 {
-    adam_job j = {NULL, opt->lr / (1.0f - powf(opt->beta1, (float)t)), opt->beta1, opt->beta2,
+    adam_job j = {NULL,     opt->lr / (1.0f - powf(opt->beta1, (float)t)), opt->beta1, opt->beta2,
                   opt->eps, sqrtf(1.0f - powf(opt->beta2, (float)t))};
     int threads = openblas_get_num_threads();
     for (int i = 0; i < m->nlayers; i++)

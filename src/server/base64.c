@@ -4,8 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static const char k_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char k_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *aecd_base64_encode(const uint8_t *data, size_t len, size_t *out_len)
 {

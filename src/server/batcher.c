@@ -151,12 +151,8 @@ static void run_batch(aecd_batcher *b, int n)
     }
     aecd_metrics_batch(b->metrics, n);
     switch (kind) {
-    case AECD_JOB_ENCODE:
-        aec_model_encode(b->m, b->ws, b->batch_in, n, b->batch_out);
-        break;
-    case AECD_JOB_DECODE:
-        aec_model_decode(b->m, b->ws, b->batch_in, n, b->batch_out);
-        break;
+    case AECD_JOB_ENCODE: aec_model_encode(b->m, b->ws, b->batch_in, n, b->batch_out); break;
+    case AECD_JOB_DECODE: aec_model_decode(b->m, b->ws, b->batch_in, n, b->batch_out); break;
     case AECD_JOB_RECONSTRUCT:
         aec_model_reconstruct(b->m, b->ws, b->batch_in, n, b->batch_out);
         break;
@@ -233,8 +229,7 @@ static aec_status init_sync(aecd_batcher *b, aec_error *err)
 }
 
 aec_status aecd_batcher_create(aecd_batcher **out, const aec_model *m,
-                               const aecd_batcher_opts *opts, aecd_metrics *metrics,
-                               aec_error *err)
+                               const aecd_batcher_opts *opts, aecd_metrics *metrics, aec_error *err)
 {
     *out = NULL;
     aecd_batcher *b = calloc(1, sizeof *b);

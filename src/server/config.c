@@ -33,9 +33,9 @@ typedef struct {
     const char *name; /* long option, without "--" */
     const char *env;  /* environment variable, or NULL */
     opt_kind kind;
-    size_t offset;    /* into aecd_config */
+    size_t offset; /* into aecd_config */
     long long min, max;
-    const char *arg;  /* placeholder in --help */
+    const char *arg; /* placeholder in --help */
     const char *help;
 } opt_spec;
 
@@ -46,8 +46,7 @@ static const opt_spec k_opts[] = {
      "model file (.safetensors) [" AEC_DEFAULT_MODEL "]"},
     {"host", "AEC_HOST", OPT_STR, OFF(host), 0, 0, "ADDR",
      "address to listen on (IPv4 or IPv6 literal, or a name) [127.0.0.1]"},
-    {"port", "AEC_PORT", OPT_INT, OFF(port), 0, 65535, "N",
-     "TCP port; 0 picks a free one [8080]"},
+    {"port", "AEC_PORT", OPT_INT, OFF(port), 0, 65535, "N", "TCP port; 0 picks a free one [8080]"},
     {"port-file", "AEC_PORT_FILE", OPT_STR, OFF(port_file), 0, 0, "FILE",
      "write the bound port to FILE once listening"},
     {"threads", "AEC_THREADS", OPT_INT, OFF(threads), 1, 1024, "N",
@@ -77,8 +76,8 @@ static const opt_spec k_opts[] = {
      "logfmt or json [logfmt]"},
     {"max-batch", "AEC_MAX_BATCH", OPT_INT, OFF(max_batch), 1, 4096, "N",
      "largest batch of one model pass; 1 disables batching [32]"},
-    {"batch-timeout-us", "AEC_BATCH_TIMEOUT_US", OPT_LONG, OFF(batch_timeout_us), 0, 10000000,
-     "US", "longest a batch waits for jobs still being prepared [1000]"},
+    {"batch-timeout-us", "AEC_BATCH_TIMEOUT_US", OPT_LONG, OFF(batch_timeout_us), 0, 10000000, "US",
+     "longest a batch waits for jobs still being prepared [1000]"},
     {"queue-size", "AEC_QUEUE_SIZE", OPT_INT, OFF(queue_size), 1, 1000000, "N",
      "requests waiting for a worker, and jobs waiting for the model;"
      " beyond it: 503 [256]"},
@@ -115,10 +114,22 @@ int aecd_parse_size(const char *s, size_t *out)
         return -1;
     unsigned shift = 0;
     switch (toupper((unsigned char)*end)) {
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    case 'T': shift = 40; end++; break;
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 'T':
+        shift = 40;
+        end++;
+        break;
     default: break;
     }
     if (shift && (end[0] == 'i' || end[0] == 'I') && (end[1] == 'B' || end[1] == 'b'))
@@ -170,8 +181,8 @@ static int set_value(aecd_config *cfg, const opt_spec *o, const char *where, con
     case OPT_INT:
     case OPT_LONG:
         if (parse_ll(val, &v) != 0 || v < o->min || v > o->max) {
-            fprintf(stderr, "aecd: %s: '%s' is not an integer in %lld..%lld\n", where, val,
-                    o->min, o->max);
+            fprintf(stderr, "aecd: %s: '%s' is not an integer in %lld..%lld\n", where, val, o->min,
+                    o->max);
             return -1;
         }
         if (o->kind == OPT_INT)
@@ -272,8 +283,7 @@ static void print_help(void)
             printf(" (%s)", k_opts[i].env);
         printf("\n");
     }
-    printf("  %-28s %s\n  %-28s %s\n", "--help", "show this help", "--version",
-           "show the version");
+    printf("  %-28s %s\n  %-28s %s\n", "--help", "show this help", "--version", "show the version");
 }
 
 /* Reads the key file: one line, surrounding whitespace ignored. */
@@ -325,9 +335,8 @@ static int check_api_key(aecd_config *cfg)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)cfg->api_key[i];
         if (c <= 0x20 || c >= 0x7f) {
-            fprintf(stderr,
-                    "aecd: the API key must be printable ASCII without spaces"
-                    " (it travels in an HTTP header)\n");
+            fprintf(stderr, "aecd: the API key must be printable ASCII without spaces"
+                            " (it travels in an HTTP header)\n");
             return -1;
         }
     }

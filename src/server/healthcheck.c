@@ -181,15 +181,14 @@ int aecd_check_health(const char *url)
     freeaddrinfo(res);
     if (fd < 0) {
         fprintf(stderr, "aecd: --check-health: %s\n",
-                refused_remote ? "only loopback addresses are checked"
-                               : "cannot connect");
+                refused_remote ? "only loopback addresses are checked" : "cannot connect");
         return refused_remote ? 2 : 1;
     }
     char req[1400];
     int v6 = strchr(u.host, ':') != NULL;
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.0\r\nHost: %s%s%s:%s\r\nConnection: close\r\n\r\n", u.path,
-                     v6 ? "[" : "", u.host, v6 ? "]" : "", u.port);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s%s%s:%s\r\nConnection: close\r\n\r\n",
+                 u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port);
     int status = send_all(fd, req, (size_t)n, &start) == 0 ? read_status(fd, &start) : -1;
     close(fd);
     if (status == 200)

@@ -47,8 +47,8 @@
 #include "params.h"
 #include "routes.h"
 
-#define AECD_CONN_MEMORY (64u << 10)    /* per connection: request headers and read buffer */
-#define AECD_DRAIN_MAX (128ull << 20)  /* see the comment at the top */
+#define AECD_CONN_MEMORY (64u << 10)  /* per connection: request headers and read buffer */
+#define AECD_DRAIN_MAX (128ull << 20) /* see the comment at the top */
 #define AECD_LISTEN_BACKLOG 511
 
 static const char k_json[] = "application/json";
@@ -77,8 +77,7 @@ static void set_reply(aecd_request *req, unsigned status, struct MHD_Response *r
 void aecd_reply(aecd_request *req, unsigned status, const char *content_type, void *body,
                 size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp)
         free(body);
     set_reply(req, status, resp, content_type, len);
@@ -93,8 +92,7 @@ void aecd_reply_static(aecd_request *req, unsigned status, const char *content_t
     set_reply(req, status, resp, content_type, len);
 }
 
-void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt,
-                      ...)
+void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
@@ -131,8 +129,8 @@ static struct MHD_Response *fallback_reply(aecd_request *req)
 {
     static const char body[] =
         "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"the server is out of memory\"}}\n";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (resp) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, k_json);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -311,8 +309,8 @@ static int accepts_latent(const char *accept)
             p++;
         static const char t[] = "application/x-aec-latent";
         size_t n = sizeof t - 1;
-        if (strncasecmp(p, t, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ';' ||
-                                          p[n] == ' '))
+        if (strncasecmp(p, t, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ';' || p[n] == ' '))
             return 1;
         p = strchr(p, ',');
     }
@@ -362,8 +360,8 @@ static int check_headers(aecd_request *req, const char *url, const char *method)
         return -1;
     }
     char msg[512];
-    if (aecd_params_parse(req->query, req->query_len, r->params, &req->params, msg,
-                          sizeof msg) != 0) {
+    if (aecd_params_parse(req->query, req->query_len, r->params, &req->params, msg, sizeof msg) !=
+        0) {
         aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "%s", msg);
         return -1;
     }
@@ -504,9 +502,8 @@ static enum MHD_Result final_call(aecd_request *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)conn;
@@ -517,16 +514,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t n = *upload_data_size;
     *upload_data_size = 0; /* every byte is always consumed */
     switch (req->phase) {
-    case AECD_PHASE_HEADERS:
-        return first_call(req, url, method);
-    case AECD_PHASE_BODY:
-        return n ? take_body(req, upload_data, n) : final_call(req);
-    case AECD_PHASE_DISCARD:
-        return n ? take_body(req, upload_data, n) : queue_reply(req);
-    case AECD_PHASE_WORKING: /* resumed: the worker has built the reply */
-        return queue_reply(req);
-    case AECD_PHASE_REPLIED:
-        return MHD_YES;
+    case AECD_PHASE_HEADERS: return first_call(req, url, method);
+    case AECD_PHASE_BODY: return n ? take_body(req, upload_data, n) : final_call(req);
+    case AECD_PHASE_DISCARD: return n ? take_body(req, upload_data, n) : queue_reply(req);
+    case AECD_PHASE_WORKING: /* resumed: the worker has built the reply */ return queue_reply(req);
+    case AECD_PHASE_REPLIED: return MHD_YES;
     }
     return MHD_NO;
 }
@@ -608,8 +600,7 @@ static void log_request(const aecd_request *req, unsigned status, uint64_t ns,
                         enum MHD_RequestTerminationCode toe)
 {
     aecd_logline l;
-    aecd_log_begin(&l, status >= 500 && status != 503 ? AECD_LOG_ERROR : AECD_LOG_INFO,
-                   "request");
+    aecd_log_begin(&l, status >= 500 && status != 503 ? AECD_LOG_ERROR : AECD_LOG_INFO, "request");
     aecd_log_str(&l, "id", req->id);
     aecd_log_str(&l, "method", req->method);
     aecd_log_str(&l, "path", req->path);
@@ -729,21 +720,16 @@ int aecd_http_port(aecd_server *srv)
 int aecd_http_start(aecd_server *srv)
 {
     const aecd_config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
-                                                                      : MHD_USE_POLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, /* first, to catch every message */
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)AECD_CONN_MEMORY,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        srv, /* first, to catch every message */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)AECD_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_END);
     if (!srv->daemon) {
         fprintf(stderr, "aecd: libmicrohttpd could not start (see the message above)\n");

@@ -23,8 +23,8 @@ typedef struct aecd_route aecd_route;
 
 /* Query parameters, parsed strictly (params.c). */
 typedef struct {
-    int format;       /* AECD_FORMAT_* */
-    int dtype;        /* aec_latent_dtype; 0 = unset */
+    int format; /* AECD_FORMAT_* */
+    int dtype;  /* aec_latent_dtype; 0 = unset */
     int width, height;
     int has_threshold;
     double threshold;
@@ -49,11 +49,11 @@ struct aecd_request {
     aecd_endpoint endpoint;
     aecd_phase phase;
     uint64_t t_start_ns;
-    char id[40];        /* X-Request-Id */
+    char id[40]; /* X-Request-Id */
     char method[16];
-    char path[160];     /* for the log: truncated */
-    char remote[48];    /* client address */
-    char *query;        /* raw query string (after '?'), or NULL */
+    char path[160];  /* for the log: truncated */
+    char remote[48]; /* client address */
+    char *query;     /* raw query string (after '?'), or NULL */
     size_t query_len;
 
     /* captured from the headers in the first call */
@@ -107,8 +107,8 @@ void aecd_reply_static(aecd_request *req, unsigned status, const char *content_t
                        const char *body);
 /* {"error":{"code":code,"message":...}} with the headers that status needs
  * (Retry-After for 503, WWW-Authenticate for 401; Allow is added by http.c). */
-void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
+void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Frees the body and returns its bytes to the --max-buffered budget. */
 void aecd_request_free_body(aecd_request *req);

@@ -125,8 +125,9 @@ static int load_model(aecd_server *srv)
     }
     const aec_model *m = srv->model;
     if (aec_model_output_count(m) != aec_model_input_count(m)) {
-        fprintf(stderr, "aecd: %s: the model's output (%zu values) is not an image of its input"
-                        " shape (%zu values)\n",
+        fprintf(stderr,
+                "aecd: %s: the model's output (%zu values) is not an image of its input"
+                " shape (%zu values)\n",
                 cfg->model_path, aec_model_output_count(m), aec_model_input_count(m));
         return -1;
     }

@@ -54,9 +54,8 @@ struct aecd_metrics {
 
 static const double k_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-static const double k_wait_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                       0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
-                                       0.5,     1,      2.5};
+static const double k_wait_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                       0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5};
 
 static void hist_init(hist *h, const double *bounds, int nb)
 {
@@ -158,16 +157,15 @@ static void hist_render(aecd_buf *b, const char *name, const char *labels, hist 
     for (int i = 0; i <= h->nb; i++) {
         cum += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
         if (i < h->nb)
-            aecd_buf_printf(b, "%s_bucket{%sle=\"%.9g\"} %llu\n", name, labels, h->bounds[i],
-                            cum);
+            aecd_buf_printf(b, "%s_bucket{%sle=\"%.9g\"} %llu\n", name, labels, h->bounds[i], cum);
         else
             aecd_buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, cum);
     }
     double sum = (double)atomic_load_explicit(&h->sum, memory_order_relaxed) * sum_scale;
     size_t nl = strlen(labels);
     if (nl) /* labels without the trailing comma */
-        aecd_buf_printf(b, "%s_sum{%.*s} %.9g\n%s_count{%.*s} %llu\n", name, (int)nl - 1,
-                        labels, sum, name, (int)nl - 1, labels, cum);
+        aecd_buf_printf(b, "%s_sum{%.*s} %.9g\n%s_count{%.*s} %llu\n", name, (int)nl - 1, labels,
+                        sum, name, (int)nl - 1, labels, cum);
     else
         aecd_buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, sum, name, cum);
 }

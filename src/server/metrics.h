@@ -33,9 +33,9 @@ typedef struct aecd_metrics aecd_metrics;
 typedef struct {
     const char *model_id;
     const char *version;
-    long queue_depth;        /* jobs waiting for the batcher */
-    long pipeline_requests;  /* model requests upstream of the batcher (batcher.h) */
-    long worker_queue_depth; /* requests waiting for a worker */
+    long queue_depth;                  /* jobs waiting for the batcher */
+    long pipeline_requests;            /* model requests upstream of the batcher (batcher.h) */
+    long worker_queue_depth;           /* requests waiting for a worker */
     unsigned long long buffered_bytes; /* request bodies held in memory */
 } aecd_metrics_info;
 

@@ -263,8 +263,8 @@ aecd_multipart_result aecd_multipart_find(const uint8_t *body, size_t body_len,
                 window = AECD_MULTIPART_MAX_HEADER + 4;
             hdr_end = find(p, window, "\r\n\r\n", 4);
             if (!hdr_end || hdr_end - p > AECD_MULTIPART_MAX_HEADER) {
-                fail(msg, msg_len, "part %d: headers unterminated or longer than %d bytes",
-                     part, AECD_MULTIPART_MAX_HEADER);
+                fail(msg, msg_len, "part %d: headers unterminated or longer than %d bytes", part,
+                     AECD_MULTIPART_MAX_HEADER);
                 return AECD_MULTIPART_MALFORMED;
             }
             content = hdr_end + 4;
@@ -283,8 +283,7 @@ aecd_multipart_result aecd_multipart_find(const uint8_t *body, size_t body_len,
 
         const uint8_t *next = find(content, (size_t)(end - content), delim, dlen);
         if (!next) {
-            fail(msg, msg_len, "part %d: not terminated by the boundary (truncated body?)",
-                 part);
+            fail(msg, msg_len, "part %d: not terminated by the boundary (truncated body?)", part);
             return AECD_MULTIPART_MALFORMED;
         }
         if (d.has_name && strcmp(d.name, field) == 0) {

@@ -27,7 +27,7 @@ int aecd_media_type_parse(const char *value, aecd_media_type *out);
 
 typedef enum {
     AECD_MULTIPART_FOUND = 0,
-    AECD_MULTIPART_ABSENT = 1,    /* well formed, but no part of that name */
+    AECD_MULTIPART_ABSENT = 1, /* well formed, but no part of that name */
     AECD_MULTIPART_MALFORMED = -1,
 } aecd_multipart_result;
 

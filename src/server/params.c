@@ -133,8 +133,8 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
     } else if (strcmp(key, "width") == 0 || strcmp(key, "height") == 0) {
         int *dst = key[0] == 'w' ? &p->width : &p->height;
         if (parse_side(val, dst) != 0) {
-            say(msg, n, "%s must be an integer from 1 to %d (got '%s')", key,
-                AECD_MAX_OUTPUT_SIDE, shown(val, sv, sizeof sv));
+            say(msg, n, "%s must be an integer from 1 to %d (got '%s')", key, AECD_MAX_OUTPUT_SIDE,
+                shown(val, sv, sizeof sv));
             return -1;
         }
     } else if (strcmp(key, "threshold") == 0) {

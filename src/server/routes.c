@@ -126,15 +126,12 @@ static aecd_stage submit(aecd_request *req)
         .ctx = req,
     };
     switch (aecd_request_submit(req)) {
-    case AECD_SUBMIT_OK:
-        return AECD_STAGE_PENDING;
+    case AECD_SUBMIT_OK: return AECD_STAGE_PENDING;
     case AECD_SUBMIT_FULL:
-        aecd_reply_error(req, 503, "overloaded",
-                         "%d model jobs are already queued; retry shortly",
+        aecd_reply_error(req, 503, "overloaded", "%d model jobs are already queued; retry shortly",
                          req->srv->cfg->queue_size);
         return AECD_STAGE_DONE;
-    case AECD_SUBMIT_STOPPED:
-        break;
+    case AECD_SUBMIT_STOPPED: break;
     }
     aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
     return AECD_STAGE_DONE;
@@ -162,8 +159,7 @@ static int check_image(aecd_request *req)
     if (strcmp(t, "multipart/form-data") == 0) {
         if (req->media.boundary[0])
             return 0;
-        aecd_reply_error(req, 400, "bad_request",
-                         "multipart/form-data needs a boundary parameter");
+        aecd_reply_error(req, 400, "bad_request", "multipart/form-data needs a boundary parameter");
         return -1;
     }
     aecd_reply_error(req, 415, "unsupported_media_type",
@@ -178,16 +174,10 @@ static int check_image(aecd_request *req)
 static void reply_image_error(aecd_request *req, aec_status st, const aec_error *err)
 {
     switch (st) {
-    case AEC_ERR_LIMIT:
-        aecd_reply_error(req, 413, "image_too_large", "%s", err->msg);
-        return;
-    case AEC_ERR_NOMEM:
-        reply_oom(req, "the image");
-        return;
+    case AEC_ERR_LIMIT: aecd_reply_error(req, 413, "image_too_large", "%s", err->msg); return;
+    case AEC_ERR_NOMEM: reply_oom(req, "the image"); return;
     case AEC_ERR_FORMAT:
-    case AEC_ERR_UNSUPPORTED:
-        aecd_reply_error(req, 415, "invalid_image", "%s", err->msg);
-        return;
+    case AEC_ERR_UNSUPPORTED: aecd_reply_error(req, 415, "invalid_image", "%s", err->msg); return;
     default:
         aecd_reply_error(req, 500, "internal_error", "image decoding failed: %s", err->msg);
         return;
@@ -202,8 +192,8 @@ static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
     if (!media_is(req, "multipart/form-data"))
         return 0;
     char msg[256];
-    switch (aecd_multipart_find(req->body, req->body_len, req->media.boundary, "image", data,
-                                len, msg, sizeof msg)) {
+    switch (aecd_multipart_find(req->body, req->body_len, req->media.boundary, "image", data, len,
+                                msg, sizeof msg)) {
     case AECD_MULTIPART_FOUND:
         if (*len > 0)
             return 0;
@@ -213,8 +203,7 @@ static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
         aecd_reply_error(req, 400, "bad_request",
                          "the multipart body has no part named 'image' (send -F image=@FILE)");
         return -1;
-    case AECD_MULTIPART_MALFORMED:
-        break;
+    case AECD_MULTIPART_MALFORMED: break;
     }
     aecd_reply_error(req, 400, "bad_request", "malformed multipart body: %s", msg);
     return -1;
@@ -233,9 +222,8 @@ static aecd_stage image_prepare(aecd_request *req)
     if (image_bytes(req, &data, &len) != 0)
         return AECD_STAGE_DONE;
     aec_error err = {{0}};
-    aec_status st = aec_image_load_tensor(data, len, (size_t)req->srv->cfg->max_pixels,
-                                          m->input.c, m->input.h, m->input.w, req->tensor_in,
-                                          &err);
+    aec_status st = aec_image_load_tensor(data, len, (size_t)req->srv->cfg->max_pixels, m->input.c,
+                                          m->input.h, m->input.w, req->tensor_in, &err);
     if (st != AEC_OK) {
         reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
@@ -291,9 +279,8 @@ static void encode_finish(aecd_request *req)
         return;
     }
     /* JSON carries the values the chosen dtype stores (f16/u8 rounded). */
-    if (dt != AEC_LATENT_F32 &&
-        aec_latent_unpack(packed, plen, (uint32_t)dim, m->id_hash, req->tensor_out, &err) !=
-            AEC_OK) {
+    if (dt != AEC_LATENT_F32 && aec_latent_unpack(packed, plen, (uint32_t)dim, m->id_hash,
+                                                  req->tensor_out, &err) != AEC_OK) {
         free(packed);
         aecd_reply_error(req, 500, "internal_error", "unpacking the latent failed: %s", err.msg);
         return;
@@ -370,8 +357,8 @@ static int latent_values(aecd_request *req, const cJSON *root, size_t dim)
     }
     int n = cJSON_GetArraySize(lat);
     if (n < 0 || (size_t)n != dim) {
-        aecd_reply_error(req, 422, "invalid_latent",
-                         "\"latent\" has %d values; model %s takes %zu", n, m->id, dim);
+        aecd_reply_error(req, 422, "invalid_latent", "\"latent\" has %d values; model %s takes %zu",
+                         n, m->id, dim);
         return -1;
     }
     size_t i = 0;
@@ -398,8 +385,8 @@ static int latent_values(aecd_request *req, const cJSON *root, size_t dim)
 static int latent_from_json(aecd_request *req, size_t dim)
 {
     size_t at = 0;
-    if (aecd_json_depth_check((const char *)req->body, req->body_len, AECD_MAX_JSON_DEPTH,
-                              &at) != 0) {
+    if (aecd_json_depth_check((const char *)req->body, req->body_len, AECD_MAX_JSON_DEPTH, &at) !=
+        0) {
         aecd_reply_error(req, 400, "invalid_json",
                          "JSON nested deeper than %d levels (at byte %zu)", AECD_MAX_JSON_DEPTH,
                          at);
@@ -633,8 +620,8 @@ static const aecd_route k_routes[] = {
      image_prepare, encode_finish},
     {"/decode", AECD_EP_DECODE, AECD_JOB_DECODE, 1, 0, "width height", check_latent, NULL,
      decode_prepare, decode_finish},
-    {"/anomaly", AECD_EP_ANOMALY, AECD_JOB_RECONSTRUCT, 1, 0, "threshold heatmap",
-     check_image, NULL, image_prepare, anomaly_finish},
+    {"/anomaly", AECD_EP_ANOMALY, AECD_JOB_RECONSTRUCT, 1, 0, "threshold heatmap", check_image,
+     NULL, image_prepare, anomaly_finish},
     {"/healthz", AECD_EP_HEALTHZ, 0, 0, 1, "", NULL, healthz, NULL, NULL},
     {"/readyz", AECD_EP_READYZ, 0, 0, 1, "", NULL, readyz, NULL, NULL},
     {"/v1/model", AECD_EP_MODEL, 0, 0, 0, "", NULL, model_info, NULL, NULL},
@@ -699,8 +686,8 @@ int aecd_routes_init(aecd_server *srv)
     aecd_buf_printf(&b,
                     ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
                     "\"max_batch\":%d,\"max_output_side\":%d,\"max_query\":%d}}\n",
-                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_batch,
-                    AECD_MAX_OUTPUT_SIDE, AECD_MAX_QUERY);
+                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_batch, AECD_MAX_OUTPUT_SIDE,
+                    AECD_MAX_QUERY);
     if (bad)
         aecd_logf(AECD_LOG_WARN, "model metadata JSON does not parse; /v1/model shows null");
     srv->model_json = aecd_buf_steal(&b, &srv->model_json_len);

@@ -71,8 +71,7 @@ static aec_status conv_spec(const train_options *o, char **json, int *latent, ae
     return AEC_OK;
 }
 
-aec_status train_arch_spec(const train_options *o, char **json, int *latent_index,
-                           aec_error *err)
+aec_status train_arch_spec(const train_options *o, char **json, int *latent_index, aec_error *err)
 {
     if (strcmp(o->arch, "mlp") == 0)
         return mlp_spec(o, json, latent_index, err);

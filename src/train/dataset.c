@@ -113,8 +113,8 @@ static void *load_worker(void *arg)
     return NULL;
 }
 
-aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h,
-                              int w, int threads, aec_error *err)
+aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h, int w,
+                              int threads, aec_error *err)
 {
     memset(ds, 0, sizeof *ds);
     ds->c = c, ds->h = h, ds->w = w;

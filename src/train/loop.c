@@ -73,8 +73,8 @@ static void progress(const train_options *o, int epoch, int step, int steps, dou
         bar[i] = i < done ? '=' : (i == done ? '>' : '.');
     bar[width] = 0;
     double eta = step ? elapsed / step * (steps - step) : 0;
-    fprintf(stderr, "\rEpoch %d/%d %4d/%d [%s] - ETA: %3.0fs - loss: %.4f ", epoch, o->epochs,
-            step, steps, bar, eta, loss);
+    fprintf(stderr, "\rEpoch %d/%d %4d/%d [%s] - ETA: %3.0fs - loss: %.4f ", epoch, o->epochs, step,
+            steps, bar, eta, loss);
     if (step == steps)
         fputc('\n', stderr);
 }
@@ -292,8 +292,8 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
 
 /* One epoch over idx[0..n); returns the mean training loss, or NAN when
  * interrupted before its end. */
-static double train_epoch(run_state *r, const train_options *o, int epoch, size_t *idx,
-                          size_t n, uint64_t *rng, long *step_count)
+static double train_epoch(run_state *r, const train_options *o, int epoch, size_t *idx, size_t n,
+                          uint64_t *rng, long *step_count)
 {
     size_t per = aec_model_input_count(r->m);
     aec_adam adam = {o->lr, 0.9f, 0.999f, 1e-7f};
@@ -322,8 +322,8 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
 
 /* --calibrate: measure the anomaly score's features of an existing model on
  * the chosen validation images, store the new calibration, write --out. */
-static aec_status calibrate_only(run_state *r, const train_options *o, const size_t *idx,
-                                 size_t n, aec_error *err)
+static aec_status calibrate_only(run_state *r, const train_options *o, const size_t *idx, size_t n,
+                                 aec_error *err)
 {
     double mse = evaluate(r->m, r->ws_eval, &r->ds, idx, n, r->xb, r->yb, r->feat);
     free(r->m->anomaly_json);
@@ -375,7 +375,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
     params_copy(r.m, r.snapshot, 1);
     aec_model_zero_grad(r.m); /* afterwards each Adam step leaves them zero */
-    if (r.history && nval) { /* epoch 0: the untrained model, the baseline to beat */
+    if (r.history && nval) {  /* epoch 0: the untrained model, the baseline to beat */
         double v0 = evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL);
         fprintf(r.history,
                 "{\"epoch\":0,\"loss\":null,\"val_mse\":%.8g,\"val_psnr\":%.4f,"
@@ -394,8 +394,7 @@ aec_status train_run(const train_options *o, aec_error *err)
         train_seconds += secs;
         done_epochs = epoch;
         last_loss = loss;
-        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL)
-                       : NAN;
+        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL) : NAN;
         if (!o->quiet)
             fprintf(stderr,
                     "epoch %d/%d - %.2f s - %.0f images/s - loss %.5f - val_mse %.5f - "
@@ -412,8 +411,8 @@ aec_status train_run(const train_options *o, aec_error *err)
         params_copy(r.m, r.snapshot, 1);
         if (o->max_seconds > 0 && train_seconds >= o->max_seconds) {
             if (!o->quiet)
-                fprintf(stderr, "time budget of %.0f s reached after epoch %d\n",
-                        o->max_seconds, epoch);
+                fprintf(stderr, "time budget of %.0f s reached after epoch %d\n", o->max_seconds,
+                        epoch);
             break;
         }
     }

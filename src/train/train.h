@@ -25,18 +25,20 @@ typedef struct {
     double max_seconds; /* stop after the epoch that crosses this much training time */
     int batch;
     float lr;
-    int cosine;       /* cosine learning-rate decay to 0 over the run */
-    float val;        /* fraction held out */
-    long limit;       /* first N files by name; 0 = all */
+    int cosine; /* cosine learning-rate decay to 0 over the run */
+    float val;  /* fraction held out */
+    long limit; /* first N files by name; 0 = all */
     uint64_t seed;
     int threads;
-    int bn_recal;     /* re-estimate batchnorm statistics after each epoch */
+    int bn_recal; /* re-estimate batchnorm statistics at the end of training */
     const char *out;
     const char *history;
     const char *preview;
     int quiet;
+    /* leave wall-clock times out of the file: same bytes every run */
     int reproducible;
-    const char *calibrate; /* re-calibrate this existing model instead of training */ /* leave wall-clock times out of the file: same bytes every run */
+    /* re-calibrate this existing model instead of training */
+    const char *calibrate;
 } train_options;
 
 /* ---- dataset.c ---- */
@@ -47,16 +49,15 @@ typedef struct {
     uint8_t *pixels; /* count * c*h*w, planar per image */
 } train_dataset;
 
-aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h,
-                              int w, int threads, aec_error *err);
+aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h, int w,
+                              int threads, aec_error *err);
 void train_dataset_free(train_dataset *ds);
 /* images idx[0..n) -> floats in [0,1] */
 void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, float *out);
 
 /* ---- arch.c ---- */
 /* malloc'd aec.layers JSON; *latent_index set. */
-aec_status train_arch_spec(const train_options *o, char **json, int *latent_index,
-                           aec_error *err);
+aec_status train_arch_spec(const train_options *o, char **json, int *latent_index, aec_error *err);
 
 /* ---- loop.c ---- */
 extern volatile sig_atomic_t train_stop_requested;

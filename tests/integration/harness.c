@@ -136,8 +136,7 @@ static char **build_env(const char *const *extra)
 }
 
 /* Spawns bin with argv, stdout+stderr appended to log_path. */
-static pid_t spawn(const char *bin, char *const *argv, const char *const *env,
-                   const char *log_path)
+static pid_t spawn(const char *bin, char *const *argv, const char *const *env, const char *log_path)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -207,8 +206,9 @@ const char *harness_model(int seed)
     snprintf(log, sizeof log, "%s/train-%d.log", base_dir(), seed);
     snprintf(seed_s, sizeof seed_s, "%d", seed);
     snprintf(side, sizeof side, "%d", HARNESS_SIDE);
-    char *argv[] = {(char *)train, "--data", (char *)data, "--arch", "conv", "--size", side,
-                    "--epochs", "3", "--batch", "16", "--seed", seed_s, "--out", out, NULL};
+    char *argv[] = {(char *)train, "--data",   (char *)data, "--arch",  "conv", "--size",
+                    side,          "--epochs", "3",          "--batch", "16",   "--seed",
+                    seed_s,        "--out",    out,          NULL};
     double t0 = harness_seconds();
     int st = wait_exit(spawn(train, argv, NULL, log), 600);
     if (st != 0) {
@@ -343,8 +343,8 @@ uint8_t *harness_png_header_only(uint32_t w, uint32_t h, size_t *len)
     ihdr[12] = 0;
     o += png_chunk(p + o, "IHDR", ihdr, 13);
     /* a zlib stream with one stored block holding the first 4 bytes of row 0 */
-    static const uint8_t idat[] = {0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff,
-                                   0,    0,    0,    0,    0x00, 0x04, 0x00, 0x01};
+    static const uint8_t idat[] = {0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0,
+                                   0,    0,    0,    0x00, 0x04, 0x00, 0x01};
     o += png_chunk(p + o, "IDAT", idat, (uint32_t)sizeof idat);
     o += png_chunk(p + o, "IEND", NULL, 0);
     *len = o;
@@ -394,8 +394,7 @@ static void dump_log(const aecd_proc *p)
     free(log);
 }
 
-void harness_start(aecd_proc *p, const char *model, const char *const *args,
-                   const char *const *env)
+void harness_start(aecd_proc *p, const char *model, const char *const *args, const char *const *env)
 {
     static int serial;
     const char *bin = env_or_skip("AECD_BIN");
@@ -625,8 +624,7 @@ long http_request(const aecd_proc *p, const char *path, const http_opts *o, http
     return r->status;
 }
 
-void http_parallel(const aecd_proc *p, const char *path, const http_opts *o, int n,
-                   http_resp *r)
+void http_parallel(const aecd_proc *p, const char *path, const http_opts *o, int n, http_resp *r)
 {
     transfer *t = calloc((size_t)n, sizeof *t);
     REQUIRE(t, "oom");

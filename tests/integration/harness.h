@@ -106,8 +106,7 @@ int check_error(const http_resp *r, long status, const char *code, const char *w
 
 /* n identical requests at once, each on its own connection (curl multi);
  * fills r[0..n-1]. */
-void http_parallel(const aecd_proc *p, const char *path, const http_opts *o, int n,
-                   http_resp *r);
+void http_parallel(const aecd_proc *p, const char *path, const http_opts *o, int n, http_resp *r);
 
 /* ---- raw sockets ---------------------------------------------------------------- */
 

@@ -179,20 +179,18 @@ static void test_encode_inputs(const aecd_proc *p, const uint8_t *png, size_t pn
     free(ref);
 }
 
-static void check_latent_header(const http_resp *r, int dtype, size_t value_size,
-                                const char *what)
+static void check_latent_header(const http_resp *r, int dtype, size_t value_size, const char *what)
 {
     char ct[128];
     CHECK(r->status == 200, "%s: %ld %s", what, r->status, r->body);
     CHECK(http_header(r, "Content-Type", ct, sizeof ct) &&
               strcmp(ct, "application/x-aec-latent") == 0,
           "%s: content type", what);
-    CHECK(r->len == AEC_LATENT_HEADER + (size_t)g_dim * value_size, "%s: length %zu", what,
-          r->len);
+    CHECK(r->len == AEC_LATENT_HEADER + (size_t)g_dim * value_size, "%s: length %zu", what, r->len);
     if (r->len < AEC_LATENT_HEADER)
         return;
-    uint32_t dim = (uint32_t)r->body[8] | (uint32_t)r->body[9] << 8 |
-                   (uint32_t)r->body[10] << 16 | (uint32_t)r->body[11] << 24;
+    uint32_t dim = (uint32_t)r->body[8] | (uint32_t)r->body[9] << 8 | (uint32_t)r->body[10] << 16 |
+                   (uint32_t)r->body[11] << 24;
     CHECK(memcmp(r->body, "AECL", 4) == 0 && r->body[4] == 1 && r->body[5] == dtype &&
               dim == (uint32_t)g_dim,
           "%s: header", what);
@@ -246,8 +244,8 @@ static void check_png(const http_resp *r, int w, int h, const char *what)
           "%s: content type", what);
     int pw = 0, ph = 0, pc = 0;
     uint8_t *px = harness_decode_png(r->body, r->len, &pw, &ph, &pc);
-    CHECK(px && pw == w && ph == h && pc == 3, "%s: PNG %dx%dx%d, expected %dx%dx3", what, pw,
-          ph, pc, w, h);
+    CHECK(px && pw == w && ph == h && pc == 3, "%s: PNG %dx%dx%d, expected %dx%dx3", what, pw, ph,
+          pc, w, h);
     free(px);
 }
 
@@ -317,7 +315,8 @@ static void test_anomaly(const aecd_proc *p, const uint8_t *png, size_t png_len)
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
     CHECK(ok, "anomaly numbers: %s", r.body);
     CHECK(cJSON_IsTrue(cal), "a trained model is calibrated");
-    CHECK(cJSON_IsBool(an) && (cJSON_IsTrue(an) == (score > thr)), "anomalous == score > threshold");
+    CHECK(cJSON_IsBool(an) && (cJSON_IsTrue(an) == (score > thr)),
+          "anomalous == score > threshold");
     CHECK(mse >= 0 && score >= 0 && pct >= 0 && pct <= 100 && norm >= 0 && norm <= 1,
           "anomaly ranges: %s", r.body);
     CHECK(cJSON_IsString(m) && strcmp(m->valuestring, g_id) == 0, "anomaly model");
@@ -446,9 +445,14 @@ static void test_metrics(const aecd_proc *p)
           "metrics content type '%s'", ct);
     const char *t = (const char *)r.body;
     CHECK(exposition_ok(t), "exposition format");
-    const char *families[] = {"aec_requests_total", "aec_request_duration_seconds",
-                              "aec_in_flight_requests", "aec_queue_depth", "aec_batch_size",
-                              "aec_queue_wait_seconds", "aec_pipeline_requests", "aec_model_info",
+    const char *families[] = {"aec_requests_total",
+                              "aec_request_duration_seconds",
+                              "aec_in_flight_requests",
+                              "aec_queue_depth",
+                              "aec_batch_size",
+                              "aec_queue_wait_seconds",
+                              "aec_pipeline_requests",
+                              "aec_model_info",
                               "process_start_time_seconds"};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         char help[128], type[128];
@@ -468,7 +472,8 @@ static void test_metrics(const aecd_proc *p)
     http_resp_free(&r);
 }
 
-/* ---- request ids and logs ------------------------------------------------------------------------ */
+/* ---- request ids and logs
+ * ------------------------------------------------------------------------ */
 
 static void test_request_id(const aecd_proc *p)
 {

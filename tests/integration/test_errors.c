@@ -81,8 +81,8 @@ static void test_multipart(const aecd_proc *p)
     expect(p, "/encode", ct, truncated, sizeof truncated - 1, 400, "bad_request",
            "multipart part without its closing boundary");
     const char no_boundary_inside[] = "just some bytes";
-    expect(p, "/encode", ct, no_boundary_inside, sizeof no_boundary_inside - 1, 400,
-           "bad_request", "multipart body without the boundary");
+    expect(p, "/encode", ct, no_boundary_inside, sizeof no_boundary_inside - 1, 400, "bad_request",
+           "multipart body without the boundary");
     const char empty_part[] = "--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n"
                               "\r\n--XyZ--\r\n";
     expect(p, "/encode", ct, empty_part, sizeof empty_part - 1, 400, "empty_body",
@@ -103,7 +103,8 @@ static void test_multipart(const aecd_proc *p)
 
     size_t big = 9000;
     char *hdr = malloc(big + 200);
-    n = (size_t)snprintf(hdr, 200, "--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\nX: ");
+    n = (size_t)snprintf(hdr, 200,
+                         "--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\nX: ");
     memset(hdr + n, 'a', big);
     n += big;
     n += (size_t)snprintf(hdr + n, 200, "\r\n\r\nabc\r\n--XyZ--\r\n");
@@ -173,8 +174,7 @@ static void test_json(const aecd_proc *p, int dim)
     s = json_latent(dim, 3, "1e308");
     http_post(p, "/decode", j, s, strlen(s), &r);
     check_error(&r, 422, "invalid_latent", "1e308");
-    CHECK(msg_has(&r, "latent[3] = 1e308 is out of float range"), "1e308 message: %s",
-          r.body);
+    CHECK(msg_has(&r, "latent[3] = 1e308 is out of float range"), "1e308 message: %s", r.body);
     http_resp_free(&r);
     free(s);
 
@@ -256,7 +256,8 @@ static void test_binary(const aecd_proc *p, const aecd_proc *other, int dim)
     free(png);
 }
 
-/* ---- parameters, methods, paths ---------------------------------------------------------------- */
+/* ---- parameters, methods, paths ----------------------------------------------------------------
+ */
 
 static void test_params(const aecd_proc *p)
 {
@@ -342,7 +343,8 @@ static void test_methods_paths(const aecd_proc *p)
     check_405(p, "DELETE", "/v1/model", "GET, HEAD");
     check_405(p, "POST", "/metrics", "GET, HEAD");
     check_405(p, "OPTIONS", "/encode", "POST");
-    const char *paths[] = {"/", "/nope", "/encode/", "/ENCODE", "/v1/models", "/v2/model",
+    const char *paths[] = {"/",          "/nope",          "/encode/",
+                           "/ENCODE",    "/v1/models",     "/v2/model",
                            "/healthz/x", "/../etc/passwd", "/%2e%2e/etc/passwd"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_resp r;
@@ -375,7 +377,8 @@ static void test_big_headers(const aecd_proc *p)
     http_resp_free(&r);
 }
 
-/* ---- big uploads ---------------------------------------------------------------------------------- */
+/* ---- big uploads
+ * ---------------------------------------------------------------------------------- */
 
 static void test_big_uploads(const aecd_proc *p)
 {
@@ -419,7 +422,8 @@ static void test_big_uploads(const aecd_proc *p)
     free(png);
 }
 
-/* ---- API keys --------------------------------------------------------------------------------------- */
+/* ---- API keys
+ * --------------------------------------------------------------------------------------- */
 
 static void test_auth(const char *model)
 {
@@ -462,8 +466,7 @@ static void test_auth(const char *model)
     CHECK(http_request(&p, "/encode", &o, &r) == 200, "right key: %ld", r.status);
     http_resp_free(&r);
     o.headers = ok2;
-    CHECK(http_request(&p, "/encode", &o, &r) == 200, "scheme is case-insensitive: %ld",
-          r.status);
+    CHECK(http_request(&p, "/encode", &o, &r) == 200, "scheme is case-insensitive: %ld", r.status);
     http_resp_free(&r);
 
     CHECK(http_get(&p, "/healthz", &r) == 200, "healthz without a key");

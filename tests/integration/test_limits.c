@@ -135,8 +135,8 @@ static double metric(const aecd_proc *p, const char *name)
 static void test_overload(const char *model)
 {
     aecd_proc p;
-    const char *args[] = {"--threads",          "1", "--queue-size", "1", "--max-batch", "1",
-                          "--batch-timeout-us", "0", NULL};
+    const char *args[] = {
+        "--threads", "1", "--queue-size", "1", "--max-batch", "1", "--batch-timeout-us", "0", NULL};
     harness_start(&p, model, args, NULL);
     size_t n;
     uint8_t *png = flat_png(1500, &n);
@@ -165,8 +165,8 @@ static void test_overload(const char *model)
     CHECK(overloaded >= 1, "a 1-slot queue overflows under %d concurrent requests", N);
     fprintf(stderr, "overload: %d ok, %d overloaded\n", ok, overloaded);
     double bs = metric(&p, "aec_batch_size_sum"), bc = metric(&p, "aec_batch_size_count");
-    CHECK(bc >= ok && bs == bc, "--max-batch 1: every batch has one job (%g jobs, %g batches)",
-          bs, bc);
+    CHECK(bc >= ok && bs == bc, "--max-batch 1: every batch has one job (%g jobs, %g batches)", bs,
+          bc);
     free(png);
     CHECK(harness_stop(&p) == 0, "exit 0");
 }
@@ -320,8 +320,8 @@ static int model_max_batch(const aecd_proc *p)
     http_resp r;
     http_get(p, "/v1/model", &r);
     cJSON *j = http_json(&r);
-    const cJSON *mb =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "limits"), "max_batch");
+    const cJSON *mb = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "limits"), "max_batch");
     int v = cJSON_IsNumber(mb) ? mb->valueint : -1;
     cJSON_Delete(j);
     http_resp_free(&r);
@@ -341,7 +341,8 @@ static void test_env_vs_argv(const char *model)
     CHECK(harness_stop(&p) == 0, "exit 0");
 }
 
-/* ---- startup failures ------------------------------------------------------------------------------ */
+/* ---- startup failures
+ * ------------------------------------------------------------------------------ */
 
 static void expect_exit(const char *const *args, const char *const *env, int status,
                         const char *needle, const char *what)

@@ -84,8 +84,8 @@ static int run_checker(const manifest *m, int coverage)
     const char *src = getenv("AEC_SOURCE_DIR");
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "python3 '%s/tests/integration/check_openapi.py' '%s/openapi.yaml' '%s'%s 1>&2",
-             src, src, path, coverage ? " --require-coverage" : "");
+             "python3 '%s/tests/integration/check_openapi.py' '%s/openapi.yaml' '%s'%s 1>&2", src,
+             src, path, coverage ? " --require-coverage" : "");
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -120,8 +120,8 @@ static void capture_main(manifest *m, const aecd_proc *p)
     capture(m, p, "POST", "/encode", &empty, 400);
     http_opts bad_json = {.content_type = "application/json", .body = "{\"latent\":[", .len = 11};
     capture(m, p, "POST", "/decode", &bad_json, 400);
-    http_opts short_lat = {.content_type = "application/json", .body = "{\"latent\":[1]}",
-                           .len = 14};
+    http_opts short_lat = {
+        .content_type = "application/json", .body = "{\"latent\":[1]}", .len = 14};
     capture(m, p, "POST", "/decode", &short_lat, 422);
     const char *other = "{\"model\":\"aec-0000000000000000\",\"latent\":[1]}";
     http_opts mism = {.content_type = "application/json", .body = other, .len = strlen(other)};
@@ -165,8 +165,9 @@ static void capture_main(manifest *m, const aecd_proc *p)
 static void capture_auth_and_overload(manifest *m, const char *model)
 {
     aecd_proc p;
-    const char *args[] = {"--api-key", "k3y", "--threads", "1", "--queue-size", "1",
-                          "--max-batch", "1", "--batch-timeout-us", "0", NULL};
+    const char *args[] = {"--api-key",          "k3y", "--threads",   "1",
+                          "--queue-size",       "1",   "--max-batch", "1",
+                          "--batch-timeout-us", "0",   NULL};
     harness_start(&p, model, args, NULL);
     size_t n;
     uint8_t *png = harness_png(HARNESS_SIDE, HARNESS_SIDE, 2, &n);
@@ -248,8 +249,8 @@ static void capture_uncalibrated(manifest *m)
 
 /* ---- the checker must catch drift ----------------------------------------------------------- */
 
-static void expect_drift_caught(const char *name, const char *method, const char *path,
-                                long status, const char *ctype, const char *body)
+static void expect_drift_caught(const char *name, const char *method, const char *path, long status,
+                                const char *ctype, const char *body)
 {
     manifest m;
     manifest_init(&m, name);

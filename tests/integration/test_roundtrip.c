@@ -84,8 +84,8 @@ static float *latent_from_json(const http_resp *r, size_t dim)
 
 /* ---- exactness ------------------------------------------------------------------------ */
 
-static void check_image(const aecd_proc *p, const local_model *lm, const uint8_t *img,
-                        size_t len, const char *ctype, const char *what)
+static void check_image(const aecd_proc *p, const local_model *lm, const uint8_t *img, size_t len,
+                        const char *ctype, const char *what)
 {
     const aec_shape *s = &lm->m->input;
     float *x = local_tensor(lm, img, len);
@@ -137,8 +137,8 @@ static void check_image(const aecd_proc *p, const local_model *lm, const uint8_t
     const cJSON *score = cJSON_GetObjectItemCaseSensitive(j, "score");
     const cJSON *mse = cJSON_GetObjectItemCaseSensitive(j, "mse");
     const cJSON *pct = cJSON_GetObjectItemCaseSensitive(j, "percentile");
-    CHECK(cJSON_IsNumber(score) && score->valuedouble == ar.score, "%s: score %.17g vs %.17g",
-          what, cJSON_IsNumber(score) ? score->valuedouble : NAN, ar.score);
+    CHECK(cJSON_IsNumber(score) && score->valuedouble == ar.score, "%s: score %.17g vs %.17g", what,
+          cJSON_IsNumber(score) ? score->valuedouble : NAN, ar.score);
     CHECK(cJSON_IsNumber(mse) && mse->valuedouble == ar.mse, "%s: mse", what);
     CHECK(cJSON_IsNumber(pct) && pct->valuedouble == ar.percentile, "%s: percentile", what);
     cJSON_Delete(j);
@@ -176,8 +176,7 @@ static uint8_t *base64_decode(const char *s, size_t *out_len)
     return out;
 }
 
-static void check_heatmap(const aecd_proc *p, const local_model *lm, const uint8_t *img,
-                          size_t len)
+static void check_heatmap(const aecd_proc *p, const local_model *lm, const uint8_t *img, size_t len)
 {
     const aec_shape *s = &lm->m->input;
     float *x = local_tensor(lm, img, len);
@@ -219,8 +218,8 @@ static void check_heatmap(const aecd_proc *p, const local_model *lm, const uint8
 
 /* ---- quantized latents --------------------------------------------------------------------- */
 
-static void check_dtypes(const aecd_proc *p, const uint8_t *const *imgs, const size_t *lens,
-                         int n, double *min_f16, double *min_u8)
+static void check_dtypes(const aecd_proc *p, const uint8_t *const *imgs, const size_t *lens, int n,
+                         double *min_f16, double *min_u8)
 {
     *min_f16 = *min_u8 = INFINITY;
     for (int i = 0; i < n; i++) {
@@ -232,8 +231,7 @@ static void check_dtypes(const aecd_proc *p, const uint8_t *const *imgs, const s
             http_resp e, r;
             REQUIRE(http_post(p, path, "image/png", imgs[i], lens[i], &e) == 200, "encode %s",
                     dts[d]);
-            REQUIRE(http_post(p, "/decode", "application/x-aec-latent", e.body, e.len, &r) ==
-                        200,
+            REQUIRE(http_post(p, "/decode", "application/x-aec-latent", e.body, e.len, &r) == 200,
                     "decode %s: %s", dts[d], r.body);
             px[d] = pixels_of_png(r.body, r.len, HARNESS_SIDE, HARNESS_SIDE);
             http_resp_free(&e);
@@ -252,7 +250,8 @@ static void check_dtypes(const aecd_proc *p, const uint8_t *const *imgs, const s
           PSNR_U8_MIN, *min_u8);
 }
 
-/* ---- batching does not change results --------------------------------------------------------- */
+/* ---- batching does not change results ---------------------------------------------------------
+ */
 
 static void check_batched(const aecd_proc *p, const uint8_t *img, size_t len)
 {
@@ -264,7 +263,8 @@ static void check_batched(const aecd_proc *p, const uint8_t *img, size_t len)
     http_parallel(p, "/encode?format=binary", &o, N, r);
     int same = 0;
     for (int i = 0; i < N; i++) {
-        same += r[i].status == 200 && r[i].len == one.len && memcmp(r[i].body, one.body, one.len) == 0;
+        same +=
+            r[i].status == 200 && r[i].len == one.len && memcmp(r[i].body, one.body, one.len) == 0;
         http_resp_free(&r[i]);
     }
     CHECK(same == N, "%d concurrent (batched) encodes equal the single one bit for bit (%d)", N,

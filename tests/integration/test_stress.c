@@ -41,8 +41,8 @@ static void add_kind(const char *path, const char *ctype, const uint8_t *body, s
     k->ctype = ctype;
     k->body = body;
     k->len = len;
-    REQUIRE(http_post(&g_srv, path, ctype, body, len, &k->expect) == 200, "%s alone: %ld",
-            path, k->expect.status);
+    REQUIRE(http_post(&g_srv, path, ctype, body, len, &k->expect) == 200, "%s alone: %ld", path,
+            k->expect.status);
 }
 
 typedef struct {
@@ -169,21 +169,19 @@ int main(void)
     size_t lens[NIMG];
     http_resp lat_json[NIMG], lat_bin[NIMG];
     for (int i = 0; i < NIMG; i++) {
-        imgs[i] = harness_png(HARNESS_SIDE + 8 * i, HARNESS_SIDE + 4 * i, 900 + (uint64_t)i,
-                              &lens[i]);
-        REQUIRE(http_post(&g_srv, "/encode", "image/png", imgs[i], lens[i], &lat_json[i]) ==
-                    200,
+        imgs[i] =
+            harness_png(HARNESS_SIDE + 8 * i, HARNESS_SIDE + 4 * i, 900 + (uint64_t)i, &lens[i]);
+        REQUIRE(http_post(&g_srv, "/encode", "image/png", imgs[i], lens[i], &lat_json[i]) == 200,
                 "encode");
-        REQUIRE(http_post(&g_srv, "/encode?format=binary&dtype=f16", "image/png", imgs[i],
-                          lens[i], &lat_bin[i]) == 200,
+        REQUIRE(http_post(&g_srv, "/encode?format=binary&dtype=f16", "image/png", imgs[i], lens[i],
+                          &lat_bin[i]) == 200,
                 "encode binary");
         add_kind("/encode", "image/png", imgs[i], lens[i]);
         add_kind("/encode?format=binary&dtype=u8", "image/png", imgs[i], lens[i]);
         add_kind("/anomaly", "image/png", imgs[i], lens[i]);
         add_kind("/anomaly?heatmap=1", "application/octet-stream", imgs[i], lens[i]);
         add_kind("/decode", "application/json", lat_json[i].body, lat_json[i].len);
-        add_kind("/decode?width=32", "application/x-aec-latent", lat_bin[i].body,
-                 lat_bin[i].len);
+        add_kind("/decode?width=32", "application/x-aec-latent", lat_bin[i].body, lat_bin[i].len);
     }
 
     pthread_t th[CLIENTS], hth;

@@ -536,10 +536,9 @@ static void test_stb_hazards(void)
      * fuzz_image; the fuzzer's file is tests/fuzz/corpus/image/regress-empty-idat.png).
      * stb does not check CRCs, so they are left zero here. */
     static const uint8_t empty_idat[] = {
-        0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
-        0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 'I', 'D', 'A', 'T', 0, 0, 0, 0,
-        0, 0, 0, 0, 'I', 'E', 'N', 'D', 0, 0, 0, 0};
+        0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,  'I', 'H', 'D', 'R', 0, 0, 0,
+        2,    0,   0,   0,   1,    8,    2,    0,    0, 0, 0, 0,   0,   0,   0,   0,   0, 0, 'I',
+        'D',  'A', 'T', 0,   0,    0,    0,    0,    0, 0, 0, 'I', 'E', 'N', 'D', 0,   0, 0, 0};
     st = aec_image_decode(empty_idat, sizeof empty_idat, MP4, &img, &err);
     CHECK(st == AEC_ERR_FORMAT && strstr(err.msg, "empty first IDAT"), "empty IDAT: %s: %s",
           aec_status_name(st), err.msg);

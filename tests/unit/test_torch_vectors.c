@@ -110,8 +110,7 @@ static void check_model(const char *dir, const char *name, float momentum)
     float loss = aec_mse_forward_backward(dy, y, input, nout);
     size_t one;
     float want_loss = *tensor_of(&e, "train.loss", &one);
-    CHECK(fabsf(loss - want_loss) < 1e-6f, "%s: loss %.8g vs PyTorch %.8g", name, loss,
-          want_loss);
+    CHECK(fabsf(loss - want_loss) < 1e-6f, "%s: loss %.8g vs PyTorch %.8g", name, loss, want_loss);
     aec_model_backward(m, ws, input, dy, n);
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i].nparams; j++) {

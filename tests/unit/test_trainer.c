@@ -156,12 +156,13 @@ static void bad_inputs(const char *data, const char *tmp)
              "2> %s/log.txt",
              train_bin(), dir, tmp, tmp);
     CHECK(run(cmd) == 0, "training with a few broken files still works");
-    snprintf(cmd, sizeof cmd, "grep -q 'skipping.*broken.jpg' %s/log.txt && grep -q '2 skipped' %s/log.txt",
-             tmp, tmp);
+    snprintf(cmd, sizeof cmd,
+             "grep -q 'skipping.*broken.jpg' %s/log.txt && grep -q '2 skipped' %s/log.txt", tmp,
+             tmp);
     CHECK(run(cmd) == 0, "broken files named in warnings and counted");
 
-    snprintf(cmd, sizeof cmd, "%s --data %s/nope --out %s/x.safetensors 2> %s/err.txt",
-             train_bin(), tmp, tmp, tmp);
+    snprintf(cmd, sizeof cmd, "%s --data %s/nope --out %s/x.safetensors 2> %s/err.txt", train_bin(),
+             tmp, tmp, tmp);
     CHECK(run(cmd) == 1, "missing folder -> exit 1");
     snprintf(cmd, sizeof cmd, "grep -q 'nope' %s/err.txt", tmp);
     CHECK(run(cmd) == 0, "message names the folder");
