@@ -1,19 +1,24 @@
 #!/bin/sh
-# Installs the Debian 12 packages aec needs to build, test and benchmark,
-# skipping what is already there. Run as root (or with sudo available).
-#   scripts/deps.sh          build + test dependencies
-#   scripts/deps.sh --bench  also wrk, PyTorch, JPEG/WebP tools for bench/
+# Installs the Debian 12 packages aec needs, skipping what is already there.
+# Run as root (or with sudo available).
+#   scripts/deps.sh          build and run (aecd, aec-train)
+#   scripts/deps.sh --test   also what the tests use: libcurl, promtool, clang-format
+#   scripts/deps.sh --bench  also wrk, PyTorch, FastAPI, and the non-cat pictures of the
+#                            anomaly benchmark (mate/gnome backgrounds, Fashion-MNIST)
+#   scripts/deps.sh --fuzz   also clang-14 and its sanitizer runtimes
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcjson-dev libstb-dev
-libmicrohttpd-dev libcurl4-openssl-dev python3 curl ca-certificates prometheus
-clang-format"
-if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs wrk python3-torch python3-numpy python3-pil python3-fastapi python3-uvicorn
-libjpeg-turbo-progs webp gnuplot-nox"
-fi
-if [ "${1:-}" = "--fuzz" ]; then
-    pkgs="$pkgs clang-14 libclang-rt-14-dev"
-fi
+libmicrohttpd-dev python3 curl ca-certificates"
+case "${1:-}" in
+--test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format" ;;
+--bench)
+    pkgs="$pkgs libcurl4-openssl-dev wrk python3-torch python3-numpy python3-pil python3-fastapi
+python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist"
+    ;;
+--fuzz) pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
+"") ;;
+*) echo "usage: scripts/deps.sh [--test|--bench|--fuzz]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

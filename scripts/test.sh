@@ -7,7 +7,7 @@
 #   AEC_TEST_CONFIGS=release scripts/test.sh   only one
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" --test
 configs=${AEC_TEST_CONFIGS:-"release asan"}
 
 # C sources stay clang-format clean (.clang-format at the top level).
