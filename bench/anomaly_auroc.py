@@ -11,9 +11,9 @@ Fashion-MNIST images (Debian's dataset-fashion-mnist). Scores come from
 build/aec-anomaly-eval, i.e. the engine's own code. AUROC is the probability
 that a random anomaly scores higher than a random normal image (0.5 = chance).
 """
-import argparse, gzip, os, subprocess, sys, tempfile, zlib, struct
+import argparse, gzip, os, tempfile, zlib, struct
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from aecbench import CATS, ROOT, eval_rows, training_order
 
 
 def auroc(neg, pos):
@@ -63,13 +63,12 @@ def files_under(d, exts=(".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga")):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
-    ap.add_argument("--cats", default=os.path.join(ROOT, "..", "shared", "data", "cats"))
+    ap.add_argument("--cats", default=CATS)
     ap.add_argument("--skip", type=int, default=10000)
     ap.add_argument("--count", type=int, default=1000)
     a = ap.parse_args()
-    tool = os.path.join(ROOT, os.environ.get("AEC_BUILD", "build"), "bench", "aec-anomaly-eval")
     tmp = tempfile.mkdtemp()
-    cats = files_under(a.cats)[a.skip:a.skip + a.count]
+    cats = training_order(a.cats)[a.skip:a.skip + a.count]
     groups = {
         "photos (shared/data/other)": files_under(os.path.join(ROOT, "..", "shared", "data", "other")),
         "landscapes & flowers (mate-backgrounds nature)": files_under("/usr/share/backgrounds/mate/nature"),
@@ -78,11 +77,8 @@ def main():
         "Fashion-MNIST (500)": fashion(tmp, 500),
     }
     everything = cats + [p for g in groups.values() for p in g]
-    res = subprocess.run([tool, a.model, "-"], input="\n".join(everything), capture_output=True,
-                         text=True, check=True)
     rows = {}
-    for line in res.stdout.splitlines()[1:]:
-        p, mse, base, score, b2, b8 = line.split("\t")
+    for p, mse, base, score, b2, b8 in eval_rows(a.model, everything):
         mse, base, b2, b8 = float(mse), float(base), float(b2), float(b8)
         rows[p] = {"raw MSE": mse, "ratio MSE / blur-x4 MSE": (mse + 1e-4) / (base + 1e-4),
                    "aec score (Mahalanobis, shipped)": float(score)}

@@ -8,25 +8,20 @@ The shipped models train on the first 10000 files (sorted by path) of
 mean MSE, PSNR of the mean MSE, and mean per-image PSNR (images at the model's
 input size, through the engine: build/bench/aec-anomaly-eval).
 """
-import argparse, math, os, subprocess
+import argparse, math
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from aecbench import CATS, eval_rows, training_order
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
-    ap.add_argument("--cats", default=os.path.join(ROOT, "..", "shared", "data", "cats"))
+    ap.add_argument("--cats", default=CATS)
     ap.add_argument("--skip", type=int, default=10000)
     ap.add_argument("--count", type=int, default=2000)
     a = ap.parse_args()
-    files = []
-    for dp, _, fs in os.walk(a.cats):
-        files += [os.path.join(dp, f) for f in fs if not f.startswith(".")]
-    files = sorted(files)[a.skip:a.skip + a.count]
-    out = subprocess.run([os.path.join(ROOT, os.environ.get("AEC_BUILD", "build"), "bench", "aec-anomaly-eval"), a.model, "-"],
-                         input="\n".join(files), capture_output=True, text=True, check=True).stdout
-    mses = [float(l.split("\t")[1]) for l in out.splitlines()[1:]]
+    files = training_order(a.cats)[a.skip:a.skip + a.count]
+    mses = [float(row[1]) for row in eval_rows(a.model, files)]
     mean = sum(mses) / len(mses)
     per = sum(10 * math.log10(1 / m) for m in mses) / len(mses)
     print(f"{a.model}: {len(mses)} held-out cats (sorted files {a.skip}..{a.skip + len(mses) - 1}): "

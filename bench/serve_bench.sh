@@ -17,7 +17,7 @@
 #   /encode  photo    the original JPEG photo (post_image.lua)
 #   /encode  model    the same photo already at the model's input size (PNG)
 #   /anomaly photo    the JPEG photo
-#   /decode  latent   the JSON reply of one aecd /encode (post_latent.lua)
+#   /decode  latent   the JSON reply of one aecd /encode (post_image.lua: it posts any file)
 # at each of BENCH_CONNECTIONS, against: aecd (batching on), aecd
 # --max-batch 1 (at BENCH_NOBATCH_CONNECTIONS), and the peer. Every server is
 # started here on a free loopback port and stopped before the next one starts;
@@ -306,7 +306,7 @@ wrk_script_args() {
     case "$1" in
     encode | anomaly) echo "$here/wrk/post_image.lua" "$photo" "$photo_type" ;;
     encode-model) echo "$here/wrk/post_image.lua" "$tmp/$2.model.png" image/png ;;
-    decode) echo "$here/wrk/post_latent.lua" "$tmp/$2.latent.json" application/json ;;
+    decode) echo "$here/wrk/post_image.lua" "$tmp/$2.latent.json" application/json ;;
     esac
 }
 

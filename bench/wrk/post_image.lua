@@ -1,5 +1,6 @@
--- post_image.lua - wrk script: POST one image file's bytes on every request
--- (bench/serve_bench.sh uses it for /encode and /anomaly).
+-- post_image.lua - wrk script: POST one file's bytes on every request (an image,
+-- or the JSON latent for /decode)
+-- (bench/serve_bench.sh uses it for /encode, /anomaly and /decode).
 --
 --   wrk -t2 -c16 -d10s --latency -s bench/wrk/post_image.lua \
 --       http://127.0.0.1:PORT/encode -- FILE [CONTENT_TYPE]

@@ -4,6 +4,7 @@
  * score, the calibration statistics and their JSON form (aec.anomaly).
  */
 #include "aec/anomaly.h"
+#include "aec/layers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -87,18 +88,24 @@ static double percentile_of(const aec_anomaly_calib *c, double x)
 #define LOG_EPS 1e-6
 static const int blur_factors[AEC_ANOMALY_FEATURES - 1] = {2, 4, 8};
 
+/* The features of an image whose reconstruction error is mse; the blur-x4
+ * baseline's MSE (the one /anomaly reports) into *blur4 when non-NULL. */
+static void features_from(double mse, const float *image, int ch, int h, int w,
+                          aec_anomaly_features *f, double *blur4)
+{
+    f->v[0] = log(mse + LOG_EPS);
+    for (int k = 0; k < AEC_ANOMALY_FEATURES - 1; k++) {
+        double b = aec_anomaly_baseline_mse(image, ch, h, w, blur_factors[k]);
+        if (blur4 && blur_factors[k] == 4)
+            *blur4 = b;
+        f->v[k + 1] = log(b + LOG_EPS);
+    }
+}
+
 void aec_anomaly_features_of(const float *image, const float *recon, int ch, int h, int w,
                              aec_anomaly_features *f)
 {
-    size_t n = (size_t)ch * h * w;
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)image[i] - recon[i];
-        s += d * d;
-    }
-    f->v[0] = log(s / (double)n + LOG_EPS);
-    for (int k = 0; k < AEC_ANOMALY_FEATURES - 1; k++)
-        f->v[k + 1] = log(aec_anomaly_baseline_mse(image, ch, h, w, blur_factors[k]) + LOG_EPS);
+    features_from(aec_mse_of(image, recon, (size_t)ch * h * w), image, ch, h, w, f, NULL);
 }
 
 static double mahalanobis2(const aec_anomaly_calib *c, const aec_anomaly_features *f)
@@ -115,21 +122,14 @@ static double mahalanobis2(const aec_anomaly_calib *c, const aec_anomaly_feature
 void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon, int ch,
                        int h, int w, double threshold, aec_anomaly_result *out)
 {
-    aec_anomaly_features f;
-    size_t n = (size_t)ch * h * w;
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)image[i] - recon[i];
-        s += d * d;
-    }
-    out->mse = s / (double)n;
+    out->mse = aec_mse_of(image, recon, (size_t)ch * h * w);
     if (!c->calibrated) {
         out->baseline_mse = NAN;
         out->score = out->mse;
         out->percentile = -1;
     } else {
-        aec_anomaly_features_of(image, recon, ch, h, w, &f);
-        out->baseline_mse = exp(f.v[2]) - LOG_EPS;
+        aec_anomaly_features f;
+        features_from(out->mse, image, ch, h, w, &f, &out->baseline_mse);
         out->score = mahalanobis2(c, &f);
         out->percentile = percentile_of(c, out->score);
     }

@@ -364,10 +364,16 @@ static void release_scratch(const conv_job *j, float *col)
         free(col);
 }
 
-/* Adds each thread's partial weight and bias gradients into dweight/dbias in
- * thread order (deterministic). */
-static void reduce_partials(float *dweight, float *dbias, const conv_job *j, int nthreads)
+/* Runs a backward range function over the batch: each thread accumulates its
+ * own partial weight and bias gradients, which are then added into
+ * dweight/dbias in thread order (deterministic). */
+static void run_backward(int n, aec_range_fn fn, conv_job *j, float *dweight, float *dbias)
 {
+    int nthreads = conv_threads(n);
+    j->partial = calloc((size_t)nthreads * (j->wsize + j->bsize), sizeof(float));
+    if (!j->partial)
+        abort(); /* a few weight tensors' worth, bounded by the model spec */
+    run_parallel(n, fn, j);
     for (int t = 0; t < nthreads; t++) {
         const float *pw = j->partial + (size_t)t * (j->wsize + j->bsize);
         for (size_t i = 0; i < j->wsize; i++)
@@ -375,14 +381,8 @@ static void reduce_partials(float *dweight, float *dbias, const conv_job *j, int
         for (size_t i = 0; i < j->bsize; i++)
             dbias[i] += pw[j->wsize + i];
     }
-}
-
-static float *alloc_partials(const conv_job *j, int n)
-{
-    float *p = calloc((size_t)conv_threads(n) * (j->wsize + j->bsize), sizeof(float));
-    if (!p)
-        abort();
-    return p;
+    free(j->partial);
+    j->partial = NULL;
 }
 
 /* ---- conv2d -------------------------------------------------------------------- */
@@ -490,10 +490,7 @@ void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, 
                   .colsize = aec_conv2d_col_size(cin, k, oh, ow),
                   .wsize = (size_t)cout * cin * k * k,
                   .bsize = (size_t)cout};
-    j.partial = alloc_partials(&j, n);
-    run_parallel(n, conv2d_backward_range, &j);
-    reduce_partials(dweight, dbias, &j, conv_threads(n));
-    free(j.partial);
+    run_backward(n, conv2d_backward_range, &j, dweight, dbias);
 }
 
 /* ---- conv_transpose2d ------------------------------------------------------------ *
@@ -600,10 +597,7 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
                   .colsize = aec_conv2d_col_size(cout, k, h, w),
                   .wsize = (size_t)cin * cout * k * k,
                   .bsize = (size_t)cout};
-    j.partial = alloc_partials(&j, n);
-    run_parallel(n, conv_t_backward_range, &j);
-    reduce_partials(dweight, dbias, &j, conv_threads(n));
-    free(j.partial);
+    run_backward(n, conv_t_backward_range, &j, dweight, dbias);
 }
 
 /* ---- loss ------------------------------------------------------------------------- */
