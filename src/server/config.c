@@ -62,6 +62,9 @@ static const opt_spec k_opts[] = {
      "largest uploaded image, width x height [40000000]"},
     {"timeout", "AEC_TIMEOUT", OPT_INT, OFF(timeout_s), 1, 86400, "SECONDS",
      "close a connection idle (or stalled mid-request) this long [30]"},
+    {"header-timeout", "AEC_HEADER_TIMEOUT", OPT_INT, OFF(header_timeout_s), 1, 86400, "SECONDS",
+     "close a connection whose request header is not complete this long after it opened"
+     " (or after its previous request), however slowly it trickles in [30]"},
     {"max-connections", "AEC_MAX_CONNECTIONS", OPT_INT, OFF(max_connections), 1, 100000, "N",
      "concurrent connections [1024]"},
     {"shutdown-timeout", "AEC_SHUTDOWN_TIMEOUT", OPT_INT, OFF(shutdown_timeout_s), 0, 3600,
@@ -235,6 +238,7 @@ static void set_defaults(aecd_config *cfg)
     cfg->max_buffered = (size_t)1 << 30;
     cfg->max_pixels = 40000000;
     cfg->timeout_s = 30;
+    cfg->header_timeout_s = 30;
     cfg->max_connections = 1024;
     cfg->shutdown_timeout_s = AECD_DRAIN_SECONDS;
     cfg->log_level = AECD_LOG_INFO;

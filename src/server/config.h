@@ -17,14 +17,15 @@ typedef enum { AECD_LOG_LOGFMT, AECD_LOG_JSON } aecd_log_format;
 typedef struct {
     char *model_path;
     char *host;
-    int port;            /* 0 = any free port */
-    char *port_file;     /* written once listening, or NULL */
-    int threads;         /* request workers */
-    int io_threads;      /* MHD polling threads */
-    size_t max_body;     /* bytes */
-    size_t max_buffered; /* bytes of request bodies held at once, all requests */
-    long max_pixels;     /* width * height of an uploaded image */
-    int timeout_s;       /* idle connection timeout */
+    int port;             /* 0 = any free port */
+    char *port_file;      /* written once listening, or NULL */
+    int threads;          /* request workers */
+    int io_threads;       /* MHD polling threads */
+    size_t max_body;      /* bytes */
+    size_t max_buffered;  /* bytes of request bodies held at once, all requests */
+    long max_pixels;      /* width * height of an uploaded image */
+    int timeout_s;        /* idle connection timeout */
+    int header_timeout_s; /* a request header must arrive within this */
     int max_connections;
     int shutdown_timeout_s;
     char *api_key; /* NULL: no authentication */

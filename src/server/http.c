@@ -23,6 +23,10 @@
  * Content-Length) that outgrows the limit is likewise drained, for up to
  * AECD_DRAIN_MAX more bytes, and gets its 413 when it ends; past that the
  * connection is closed.
+ *
+ * MHD's connection notifications feed the header watchdog (watchdog.h,
+ * --header-timeout): a connection is watched from when it opens, or its
+ * previous request ended, until the first call of its next request.
  */
 #include "http.h"
 
@@ -46,6 +50,7 @@
 #include "log.h"
 #include "params.h"
 #include "routes.h"
+#include "watchdog.h"
 
 #define AECD_CONN_MEMORY (64u << 10)  /* per connection: request headers and read buffer */
 #define AECD_DRAIN_MAX (128ull << 20) /* see the comment at the top */
@@ -249,6 +254,14 @@ static enum MHD_Result start_work(aecd_request *req)
 
 /* ---- header checks (first call) ------------------------------------------------------ */
 
+/* The connection's entry in the header watchdog, or NULL. */
+static aecd_watch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static const char *header(aecd_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
@@ -403,6 +416,7 @@ static enum MHD_Result first_call(aecd_request *req, const char *url, const char
 {
     snprintf(req->method, sizeof req->method, "%s", method);
     snprintf(req->path, sizeof req->path, "%s", url);
+    aecd_watch_headers_done(req->srv->watchdog, watch_of(req->conn));
     set_request_id(req);
     req->phase = AECD_PHASE_BODY;
     if (check_headers(req, url, method) == 0)
@@ -588,16 +602,17 @@ static const char *termination_name(enum MHD_RequestTerminationCode toe)
 }
 
 /* The status the log and the metrics record: what was sent, or 408 when the
- * connection timed out first, or 499 when it ended some other way. */
-static unsigned final_status(const aecd_request *req, enum MHD_RequestTerminationCode toe)
+ * connection timed out first (--timeout, or --header-timeout: late), or 499
+ * when it ended some other way. */
+static unsigned final_status(const aecd_request *req, enum MHD_RequestTerminationCode toe, int late)
 {
     if (req->phase == AECD_PHASE_REPLIED && req->status)
         return req->status;
-    return toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
+    return toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || late ? 408 : 499;
 }
 
 static void log_request(const aecd_request *req, unsigned status, uint64_t ns,
-                        enum MHD_RequestTerminationCode toe)
+                        enum MHD_RequestTerminationCode toe, int late)
 {
     aecd_logline l;
     aecd_log_begin(&l, status >= 500 && status != 503 ? AECD_LOG_ERROR : AECD_LOG_INFO, "request");
@@ -611,7 +626,9 @@ static void log_request(const aecd_request *req, unsigned status, uint64_t ns,
         aecd_log_str(&l, "remote", req->remote);
     if (req->err_code[0])
         aecd_log_str(&l, "error", req->err_code);
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    if (late && req->phase != AECD_PHASE_REPLIED)
+        aecd_log_str(&l, "end", "header_timeout");
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         aecd_log_str(&l, "end", termination_name(toe));
     aecd_log_end(&l);
 }
@@ -619,20 +636,38 @@ static void log_request(const aecd_request *req, unsigned status, uint64_t ns,
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     aecd_server *srv = cls;
     aecd_request *req = *con_cls;
+    aecd_watch *w = watch_of(conn);
+    aecd_watch_request_done(srv->watchdog, w); /* the next request's header starts now */
     if (!req)
         return;
     *con_cls = NULL;
     if (!req->method[0]) /* the handler never ran (MHD refused the headers itself) */
         snprintf(req->method, sizeof req->method, "-");
     uint64_t ns = aecd_now_ns() - req->t_start_ns;
-    unsigned status = final_status(req, toe);
+    int late = aecd_watch_expired(srv->watchdog, w);
+    unsigned status = final_status(req, toe, late);
     aecd_metrics_request_end(srv->metrics, req->endpoint, status, ns);
-    log_request(req, status, ns, toe);
+    log_request(req, status, ns, toe, late);
     request_free(req);
     atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+/* Connection open and close: the header watchdog's entries. MHD notifies
+ * the close before it closes the socket. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    aecd_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? aecd_watch_open(srv->watchdog, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        aecd_watch_close(srv->watchdog, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -720,6 +755,11 @@ int aecd_http_port(aecd_server *srv)
 int aecd_http_start(aecd_server *srv)
 {
     const aecd_config *cfg = srv->cfg;
+    srv->watchdog = aecd_watchdog_create(cfg->header_timeout_s);
+    if (!srv->watchdog) {
+        fprintf(stderr, "aecd: cannot start the header watchdog thread\n");
+        return -1;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     srv->daemon = MHD_start_daemon(
@@ -729,8 +769,8 @@ int aecd_http_start(aecd_server *srv)
         (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)AECD_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
     if (!srv->daemon) {
         fprintf(stderr, "aecd: libmicrohttpd could not start (see the message above)\n");
         return -1;
@@ -749,6 +789,8 @@ void aecd_http_stop(aecd_server *srv)
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    aecd_watchdog_free(srv->watchdog); /* after MHD: every connection is closed */
+    srv->watchdog = NULL;
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     srv->listen_fd = -1;

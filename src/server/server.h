@@ -56,6 +56,7 @@ struct MHD_Daemon;
 typedef struct aecd_batcher aecd_batcher;
 typedef struct aecd_workers aecd_workers;
 typedef struct aecd_metrics aecd_metrics;
+typedef struct aecd_watchdog aecd_watchdog;
 
 typedef struct aecd_server {
     const aecd_config *cfg;
@@ -67,6 +68,7 @@ typedef struct aecd_server {
     aecd_batcher *batcher;
     aecd_workers *workers;
     aecd_metrics *metrics;
+    aecd_watchdog *watchdog; /* --header-timeout (watchdog.h) */
     struct MHD_Daemon *daemon;
     int listen_fd;
 
