@@ -27,6 +27,11 @@
  * cuts the wait short); then queued model jobs are cancelled (503), the
  * running batch finishes, the workers drain, every connection is closed,
  * and the process exits 0.
+ *
+ * SIGHUP is logged and ignored: aecd does not reload its model (restart it
+ * to serve a new file). The model file is read whole into memory at
+ * startup, so replacing, truncating or deleting it while aecd runs changes
+ * nothing that is served.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -84,21 +89,30 @@ static int install_signals(void)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGHUP, &sa, NULL) != 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
 
-/* Waits up to timeout_ms (-1: forever) for a signal; returns it, or 0. */
+/* Waits up to timeout_ms (-1: forever) for SIGTERM or SIGINT; returns it,
+ * or 0. SIGHUP is logged and waited past. */
 static int wait_signal(int timeout_ms)
 {
     struct pollfd pfd = {.fd = g_sig_pipe[0], .events = POLLIN};
-    int rc = poll(&pfd, 1, timeout_ms);
-    if (rc <= 0)
-        return 0;
-    unsigned char b = 0;
-    return read(g_sig_pipe[0], &b, 1) == 1 ? b : 0;
+    for (;;) {
+        int rc = poll(&pfd, 1, timeout_ms);
+        if (rc <= 0)
+            return 0;
+        unsigned char b = 0;
+        if (read(g_sig_pipe[0], &b, 1) != 1)
+            return 0;
+        if (b != SIGHUP)
+            return b;
+        aecd_logf(AECD_LOG_WARN, "SIGHUP ignored: aecd does not reload its model;"
+                                 " restart it to serve a new model file");
+    }
 }
 
 /* ---- startup ------------------------------------------------------------------------------ */
