@@ -13,7 +13,8 @@ case "${1:-}" in
 --test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format" ;;
 --bench)
     pkgs="$pkgs libcurl4-openssl-dev wrk python3-torch python3-numpy python3-pil python3-fastapi
-python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist"
+python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist
+libjpeg-turbo-progs webp gnuplot-nox"
     ;;
 --fuzz) pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
 "") ;;

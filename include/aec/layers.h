@@ -70,6 +70,20 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
                                    int cin, int h, int w, int cout, int k, int stride, int pad,
                                    int out_pad);
 
+/* ---- rate: bits of a latent under a factorized logistic prior -----------------
+ * inp [n, c, spatial]; channel j has location mu[j] and scale exp(log_s[j]).
+ * A value v costs -log2 P(v) bits with P(v) = F(v + 1/2) - F(v - 1/2), F the
+ * logistic CDF: the probability of v's integer bin, which is what an
+ * entropy coder pays once v is rounded (training feeds v = y + uniform noise,
+ * as in Balle et al. 2018). P is bounded below by 2^-30 (30 bits).
+ * forward returns the total bits of the batch.
+ * backward ADDS scale * d bits / d inp into dinp (where the distortion's
+ * gradient already is) and scale * d bits / d (mu, log_s) into dmu, dlog_s. */
+double aec_rate_forward(const float *inp, const float *mu, const float *log_s, int n, int c,
+                        int spatial);
+void aec_rate_backward(float *dinp, float *dmu, float *dlog_s, const float *inp, const float *mu,
+                       const float *log_s, int n, int c, int spatial, float scale);
+
 /* ---- loss ----------------------------------------------------------------- */
 /* mean over count elements of (out - target)^2; fills dout = d loss / d out */
 float aec_mse_forward_backward(float *dout, const float *out, const float *target, size_t count);

@@ -158,9 +158,23 @@ const float *aec_model_forward_train(aec_model *m, aec_workspace *ws, const floa
 void aec_model_backward(aec_model *m, aec_workspace *ws, const float *inp, const float *dout,
                         int n);
 
+/* The same over layers first..last only: forward_train_range feeds inp to
+ * layer first; backward_range runs after it with the same inp and returns
+ * d loss / d inp (inside ws, valid until the next call) when want_dinp,
+ * else NULL. A codec model trains this way: encoder, quantizer, decoder. */
+const float *aec_model_forward_train_range(aec_model *m, aec_workspace *ws, const float *inp, int n,
+                                           int first, int last);
+const float *aec_model_backward_range(aec_model *m, aec_workspace *ws, const float *inp,
+                                      const float *dout, int n, int first, int last, int want_dinp);
+
 typedef struct {
     float lr, beta1, beta2, eps;
 } aec_adam;
+
+/* One Adam step on one tensor (w, its gradient g and moments m, v; count
+ * floats); consumes g like aec_adam_step. */
+void aec_adam_update(float *w, float *g, float *m, float *v, size_t count, const aec_adam *opt,
+                     long t);
 
 /* One Adam step (t = step number, from 1) on every trainable parameter.
  * Consumes the gradients: they are zero afterwards, ready for the next

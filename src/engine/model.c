@@ -681,14 +681,20 @@ void aec_model_reconstruct(const aec_model *m, aec_workspace *ws, const float *i
                  aec_model_output_count(m));
 }
 
-const float *aec_model_forward_train(aec_model *m, aec_workspace *ws, const float *inp, int n)
+const float *aec_model_forward_train_range(aec_model *m, aec_workspace *ws, const float *inp, int n,
+                                           int first, int last)
 {
     const float *x = inp;
-    for (int i = 0; i < m->nlayers; i++) {
+    for (int i = first; i <= last; i++) {
         x = layer_forward(&m->layers[i], ws, i, x, n, 1);
         ws->out[i] = x;
     }
     return x;
+}
+
+const float *aec_model_forward_train(aec_model *m, aec_workspace *ws, const float *inp, int n)
+{
+    return aec_model_forward_train_range(m, ws, inp, n, 0, m->nlayers - 1);
 }
 
 /* ---- backward ------------------------------------------------------------------------- */
@@ -729,32 +735,39 @@ static void layer_backward(aec_layer *L, aec_workspace *ws, int i, const float *
     }
 }
 
-/* Does any layer before i have trainable parameters (so the gradient must flow)? */
-static int needs_input_grad(const aec_model *m, int i)
+/* Does any layer in [first, i) have trainable parameters (so the gradient must flow)? */
+static int needs_input_grad(const aec_model *m, int first, int i)
 {
-    for (int j = 0; j < i; j++)
+    for (int j = first; j < i; j++)
         for (int k = 0; k < m->layers[j].nparams; k++)
             if (m->layers[j].params[k].trainable)
                 return 1;
     return 0;
 }
 
-void aec_model_backward(aec_model *m, aec_workspace *ws, const float *inp, const float *dout, int n)
+const float *aec_model_backward_range(aec_model *m, aec_workspace *ws, const float *inp,
+                                      const float *dout, int n, int first, int last, int want_dinp)
 {
     const float *dy = dout;
-    for (int i = m->nlayers - 1; i >= 0; i--) {
+    for (int i = last; i >= first; i--) {
         aec_layer *L = &m->layers[i];
         if (is_view(L->type))
             continue; /* same memory, same gradient */
-        const float *x = i == 0 ? inp : ws->out[i - 1];
+        const float *x = i == first ? inp : ws->out[i - 1];
         float *dx = NULL;
-        if (needs_input_grad(m, i))
+        if (want_dinp || needs_input_grad(m, first, i))
             dx = dy == ws->grad[0] ? ws->grad[1] : ws->grad[0];
         layer_backward(L, ws, i, x, dy, dx, n);
         if (!dx)
-            break;
+            return NULL;
         dy = dx;
     }
+    return want_dinp ? dy : NULL;
+}
+
+void aec_model_backward(aec_model *m, aec_workspace *ws, const float *inp, const float *dout, int n)
+{
+    aec_model_backward_range(m, ws, inp, dout, n, 0, m->nlayers - 1, 0);
 }
 
 /* ---- optimizer --------------------------------------------------------------------------- */
@@ -787,7 +800,7 @@ void aec_model_zero_grad(aec_model *m)
 
 /* One tensor's Adam update over [begin, end) (run on several threads). */
 typedef struct {
-    aec_param *p;
+    float *w, *g, *m, *v;
     float step, b1, b2, eps, bc2_sqrt;
 } adam_job;
 
@@ -795,7 +808,7 @@ static void adam_range(void *ctx, int thread, long begin, long end)
 {
     (void)thread;
     const adam_job *j = ctx;
-    float *w = j->p->data, *g = j->p->grad, *mm = j->p->adam_m, *vv = j->p->adam_v;
+    float *w = j->w, *g = j->g, *mm = j->m, *vv = j->v;
     float b1 = j->b1, b2 = j->b2;
     for (long k = begin; k < end; k++) {
         mm[k] = b1 * mm[k] + (1.0f - b1) * g[k];
@@ -808,17 +821,28 @@ static void adam_range(void *ctx, int thread, long begin, long end)
 /* PyTorch's Adam: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
  * The gradients are consumed: they are zero afterwards. Memory-bound, so
  * large tensors are split across the BLAS thread count. */
+void aec_adam_update(float *w, float *g, float *m, float *v, size_t count, const aec_adam *opt,
+                     long t)
+{
+    adam_job j = {w,
+                  g,
+                  m,
+                  v,
+                  opt->lr / (1.0f - powf(opt->beta1, (float)t)),
+                  opt->beta1,
+                  opt->beta2,
+                  opt->eps,
+                  sqrtf(1.0f - powf(opt->beta2, (float)t))};
+    int threads = count > 65536 ? openblas_get_num_threads() : 1;
+    aec_parallel_range(threads, (long)count, adam_range, &j);
+}
+
 void aec_adam_step(aec_model *m, const aec_adam *opt, long t)
 {
-    adam_job j = {NULL,     opt->lr / (1.0f - powf(opt->beta1, (float)t)), opt->beta1, opt->beta2,
-                  opt->eps, sqrtf(1.0f - powf(opt->beta2, (float)t))};
-    int threads = openblas_get_num_threads();
     for (int i = 0; i < m->nlayers; i++)
         for (int k = 0; k < m->layers[i].nparams; k++) {
             aec_param *p = &m->layers[i].params[k];
-            if (!p->trainable || !p->grad)
-                continue;
-            j.p = p;
-            aec_parallel_range(p->count > 65536 ? threads : 1, (long)p->count, adam_range, &j);
+            if (p->trainable && p->grad)
+                aec_adam_update(p->data, p->grad, p->adam_m, p->adam_v, p->count, opt, t);
         }
 }

@@ -19,12 +19,16 @@
 
 struct MHD_Connection;
 struct MHD_Response;
+
+/* ?dtype=coded: the entropy-coded binary latent v2 (include/aec/codec.h) */
+#define AECD_DTYPE_CODED 100
+
 typedef struct aecd_route aecd_route;
 
 /* Query parameters, parsed strictly (params.c). */
 typedef struct {
     int format; /* AECD_FORMAT_* */
-    int dtype;  /* aec_latent_dtype; 0 = unset */
+    int dtype;  /* aec_latent_dtype, or AECD_DTYPE_CODED; 0 = unset */
     int width, height;
     int has_threshold;
     double threshold;

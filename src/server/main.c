@@ -149,6 +149,10 @@ static int load_model(aecd_server *srv)
         fprintf(stderr, "aecd: %s: anomaly calibration: %s\n", cfg->model_path, err.msg);
         return -1;
     }
+    if (aec_model_has_codec(m) && aec_codec_create(&srv->codec, m, &err) != AEC_OK) {
+        fprintf(stderr, "aecd: %s: codec tables: %s\n", cfg->model_path, err.msg);
+        return -1;
+    }
     return 0;
 }
 
@@ -207,6 +211,7 @@ static void log_started(const aecd_server *srv, int port)
     aecd_log_str(&l, "input", shape);
     aecd_log_int(&l, "latent_dim", (long long)aec_model_latent_count(m));
     aecd_log_str(&l, "calibrated", srv->calib.calibrated ? "true" : "false");
+    aecd_log_str(&l, "codec", srv->codec ? "true" : "false");
     aecd_log_int(&l, "threads", cfg->threads);
     aecd_log_int(&l, "io_threads", cfg->io_threads);
     aecd_log_int(&l, "blas_threads", cfg->blas_threads);
@@ -268,6 +273,7 @@ static void server_free(aecd_server *srv)
     aecd_workers_free(srv->workers);
     aecd_routes_free(srv);
     aecd_metrics_free(srv->metrics);
+    aec_codec_free(srv->codec);
     aec_model_free(srv->model);
 }
 

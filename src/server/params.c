@@ -1,6 +1,6 @@
 /* params.c - query-string parsing and per-parameter validation (params.h).
  *
- * Parameters: format (json|binary), dtype (f32|f16|u8), width and height
+ * Parameters: format (json|binary), dtype (f32|f16|u8|coded), width and height
  * (integers 1..AECD_MAX_OUTPUT_SIDE), threshold (a finite decimal number
  * >= 0), heatmap (0|1|true|false). Percent-escapes and '+' are decoded; an
  * invalid escape or a NUL byte is refused.
@@ -125,9 +125,10 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
             return -1;
         }
     } else if (strcmp(key, "dtype") == 0) {
-        p->dtype = (int)aec_latent_dtype_parse(val);
+        p->dtype = strcmp(val, "coded") == 0 ? AECD_DTYPE_CODED : (int)aec_latent_dtype_parse(val);
         if (p->dtype == 0) {
-            say(msg, n, "dtype must be f32, f16 or u8 (got '%s')", shown(val, sv, sizeof sv));
+            say(msg, n, "dtype must be f32, f16, u8 or coded (got '%s')",
+                shown(val, sv, sizeof sv));
             return -1;
         }
     } else if (strcmp(key, "width") == 0 || strcmp(key, "height") == 0) {

@@ -252,6 +252,40 @@ static void encode_reply_json(aecd_request *req, const float *latent, size_t dim
     reply_json_buf(req, &b);
 }
 
+/* ?dtype=coded (or binary output from a codec model without ?dtype): the
+ * entropy-coded stream; JSON then carries the decoded integer symbols. */
+static void encode_finish_coded(aecd_request *req, int binary, size_t dim)
+{
+    aecd_server *srv = req->srv;
+    uint8_t *stream = NULL;
+    size_t len = 0;
+    aec_error err = {{0}};
+    if (aec_codec_encode(srv->codec, req->tensor_out, &stream, &len, &err) != AEC_OK) {
+        aecd_reply_error(req, 500, "internal_error", "coding the latent failed: %s", err.msg);
+        return;
+    }
+    if (binary) {
+        aecd_reply(req, 200, k_latent_type, stream, len);
+        return;
+    }
+    aec_status st = aec_codec_decode(srv->codec, stream, len, req->tensor_out, &err);
+    free(stream);
+    if (st != AEC_OK) {
+        aecd_reply_error(req, 500, "internal_error", "decoding the coded latent failed: %s",
+                         err.msg);
+        return;
+    }
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"model\":");
+    aecd_buf_json_str(&b, srv->model->id);
+    aecd_buf_printf(&b, ",\"dim\":%zu,\"dtype\":\"coded\",\"bytes\":%zu,\"latent\":[", dim, len);
+    for (size_t i = 0; i < dim; i++)
+        aecd_buf_printf(&b, i ? ",%d" : "%d", (int)req->tensor_out[i]);
+    aecd_buf_puts(&b, "]}\n");
+    reply_json_buf(req, &b);
+}
+
 static void encode_finish(aecd_request *req)
 {
     if (cancelled(req))
@@ -263,6 +297,13 @@ static void encode_finish(aecd_request *req)
         aecd_reply_error(req, 500, "internal_error", "the model produced a bad latent: %s", msg);
         return;
     }
+    int binary = req->params.format == AECD_FORMAT_BINARY ||
+                 (req->params.format == AECD_FORMAT_UNSET && req->accept_latent);
+    if (req->params.dtype == AECD_DTYPE_CODED ||
+        (req->params.dtype == 0 && binary && req->srv->codec)) {
+        encode_finish_coded(req, binary, dim);
+        return;
+    }
     aec_latent_dtype dt = req->params.dtype ? (aec_latent_dtype)req->params.dtype : AEC_LATENT_F32;
     uint8_t *packed = NULL;
     size_t plen = 0;
@@ -272,8 +313,6 @@ static void encode_finish(aecd_request *req)
         aecd_reply_error(req, 500, "internal_error", "packing the latent failed: %s", err.msg);
         return;
     }
-    int binary = req->params.format == AECD_FORMAT_BINARY ||
-                 (req->params.format == AECD_FORMAT_UNSET && req->accept_latent);
     if (binary) {
         aecd_reply(req, 200, k_latent_type, packed, plen);
         return;
@@ -312,11 +351,39 @@ static int is_binary_latent(const aecd_request *req)
         return 1;
     if (media_is(req, k_json))
         return 0;
-    return req->body_len >= 4 && memcmp(req->body, AEC_LATENT_MAGIC, 4) == 0; /* sniff */
+    return (req->body_len >= 4 && memcmp(req->body, AEC_LATENT_MAGIC, 4) == 0) ||
+           aec_codec_is_stream(req->body, req->body_len); /* sniff */
+}
+
+/* A version-2 (entropy-coded) latent into the tensor. 0, or -1 with the reply set. */
+static int latent_from_stream(aecd_request *req)
+{
+    aecd_server *srv = req->srv;
+    if (!srv->codec) {
+        aecd_reply_error(req, 422, "invalid_latent",
+                         "this is an entropy-coded latent, but model %s has no codec tables"
+                         " (serve a model trained with aec-train --lambda)",
+                         srv->model->id);
+        return -1;
+    }
+    aec_error err = {{0}};
+    aec_status st = aec_codec_decode(srv->codec, req->body, req->body_len, req->tensor_in, &err);
+    if (st == AEC_ERR_MISMATCH) {
+        aecd_reply_error(req, 422, "model_mismatch", "%s (this server runs model %s)", err.msg,
+                         srv->model->id);
+        return -1;
+    }
+    if (st != AEC_OK) {
+        aecd_reply_error(req, 422, "invalid_latent", "invalid coded latent: %s", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 static int latent_from_binary(aecd_request *req, size_t dim)
 {
+    if (aec_codec_is_stream(req->body, req->body_len))
+        return latent_from_stream(req);
     const aec_model *m = req->srv->model;
     aec_error err = {{0}};
     aec_status st = aec_latent_unpack(req->body, req->body_len, (uint32_t)dim, m->id_hash,
@@ -683,6 +750,15 @@ int aecd_routes_init(aecd_server *srv)
     bad |= embed_json(&b, m->anomaly_json);
     aecd_buf_puts(&b, ",\"train\":");
     bad |= embed_json(&b, m->train_json);
+    aecd_buf_puts(&b, ",\"codec\":");
+    if (srv->codec) {
+        aecd_buf_printf(&b, "{\"format\":%d,\"max_bytes\":%zu,\"info\":", AEC_CODEC_FORMAT & 0x0F,
+                        aec_codec_max_bytes(srv->codec));
+        bad |= embed_json(&b, m->codec_json);
+        aecd_buf_puts(&b, "}");
+    } else {
+        aecd_buf_puts(&b, "null");
+    }
     aecd_buf_printf(&b,
                     ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
                     "\"max_batch\":%d,\"max_output_side\":%d,\"max_query\":%d}}\n",

@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "aec/anomaly.h"
+#include "aec/codec.h"
 #include "aec/model.h"
 
 #include "config.h"
@@ -62,6 +63,7 @@ typedef struct aecd_server {
     const aecd_config *cfg;
     aec_model *model;
     aec_anomaly_calib calib;
+    aec_codec *codec; /* the entropy coder, or NULL when the model has no tables */
     char *model_json; /* the /v1/model body, built once at startup */
     size_t model_json_len;
 

@@ -6,6 +6,11 @@
  *     evaluate the validation MSE (running statistics), log, snapshot;
  *   re-estimate batchnorm statistics, calibrate the anomaly score, save.
  *
+ * With --lambda the model is trained as a codec (codec_train.c): each step
+ * rounds the latent for the decoder and adds lambda times the latent's bits
+ * per pixel to the loss; at the end the entropy coder's tables are made
+ * from the training images and the validation images are coded for real.
+ *
  * SIGINT sets train_stop_requested; the loop stops after the current batch,
  * restores the snapshot of the last complete epoch and saves that.
  */
@@ -196,7 +201,14 @@ static char *train_record(const train_options *o, size_t ntrain, size_t nval, in
                           int recal)
 {
     cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "arch", o->arch);
+    cJSON_AddStringToObject(r, "arch", o->init ? "init" : o->arch);
+    if (o->init)
+        cJSON_AddStringToObject(r, "init", o->init);
+    if (o->lambda >= 0) {
+        char lam[32];
+        snprintf(lam, sizeof lam, "%g", o->lambda);
+        cJSON_AddNumberToObject(r, "lambda", atof(lam));
+    }
     cJSON_AddNumberToObject(r, "size", o->size);
     cJSON_AddNumberToObject(r, "epochs", epochs_done);
     cJSON_AddNumberToObject(r, "batch", o->batch);
@@ -232,6 +244,7 @@ typedef struct {
     float *xb, *yb, *dout, *snapshot;
     aec_anomaly_features *feat;
     FILE *history;
+    train_codec *codec; /* --lambda only */
 } run_state;
 
 static void run_free(run_state *r)
@@ -242,8 +255,35 @@ static void run_free(run_state *r)
     aec_workspace_free(r->ws_eval);
     free(r->order), free(r->xb), free(r->yb), free(r->dout), free(r->snapshot);
     free(r->feat);
+    train_codec_free(r->codec);
     if (r->history)
         fclose(r->history);
+}
+
+/* --latent-scale K: latent layer's weights and bias times K, the next
+ * layer's weights divided by K. The function is unchanged (both layers are
+ * linear in the latent); only the latent's size relative to the integer
+ * grid of quantization changes. */
+static aec_status scale_latent(aec_model *m, float k, aec_error *err)
+{
+    int i = m->latent_index;
+    aec_layer *a = &m->layers[i], *b = i + 1 < m->nlayers ? &m->layers[i + 1] : NULL;
+    int linear_a = a->type == AEC_LAYER_CONV2D || a->type == AEC_LAYER_LINEAR ||
+                   a->type == AEC_LAYER_CONV_TRANSPOSE2D;
+    int linear_b = b && (b->type == AEC_LAYER_CONV2D || b->type == AEC_LAYER_LINEAR ||
+                         b->type == AEC_LAYER_CONV_TRANSPOSE2D);
+    if (!linear_a || !linear_b)
+        return aec_fail(err, AEC_ERR_UNSUPPORTED,
+                        "--latent-scale needs a linear or convolution layer on both sides of the "
+                        "latent (layers %d and %d)",
+                        i, i + 1);
+    for (size_t j = 0; j < a->params[0].count; j++)
+        a->params[0].data[j] *= k;
+    for (size_t j = 0; j < a->params[1].count; j++)
+        a->params[1].data[j] *= k;
+    for (size_t j = 0; j < b->params[0].count; j++)
+        b->params[0].data[j] /= k;
+    return AEC_OK;
 }
 
 static aec_status setup(run_state *r, const train_options *o, aec_error *err)
@@ -252,6 +292,14 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
     if (o->calibrate) { /* an existing model: no training state */
         if ((st = aec_model_load(&r->m, o->calibrate, err)))
             return st;
+    } else if (o->init) { /* an existing model, trained further */
+        if ((st = aec_model_load(&r->m, o->init, err)) ||
+            (st = aec_model_alloc_training(r->m, err)))
+            return st;
+        if (o->latent_scale != 1.0f && (st = scale_latent(r->m, o->latent_scale, err)))
+            return st;
+        free(r->m->anomaly_json), free(r->m->train_json), free(r->m->codec_json);
+        r->m->anomaly_json = r->m->train_json = r->m->codec_json = NULL;
     } else {
         char *spec = NULL;
         int latent = 0;
@@ -265,6 +313,9 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
         if ((st = aec_model_alloc_training(r->m, err)))
             return st;
     }
+    if (o->lambda >= 0 && !o->calibrate &&
+        (st = train_codec_create(&r->codec, r->m, o->batch, o->seed, err)))
+        return st;
     double t0 = now_seconds();
     if ((st = train_dataset_load(&r->ds, o->data_dir, o->limit, r->m->input.c, r->m->input.h,
                                  r->m->input.w, o->threads, err)))
@@ -305,13 +356,24 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
         size_t first = (size_t)s * (size_t)o->batch;
         int b = n - first < (size_t)o->batch ? (int)(n - first) : o->batch;
         train_dataset_batch(&r->ds, idx + first, b, r->xb);
-        const float *y = aec_model_forward_train(r->m, r->ws_train, r->xb, b);
-        float loss = aec_mse_forward_backward(r->dout, y, r->xb, per * (size_t)b);
-        aec_model_backward(r->m, r->ws_train, r->xb, r->dout, b);
+        double loss;
+        if (r->codec) {
+            double bits = 0;
+            int noisy = !o->init && epoch <= o->epochs / 2; /* see codec_train.c */
+            loss = train_codec_step(r->codec, r->m, r->ws_train, r->xb, b, r->dout, o->lambda,
+                                    noisy, &bits);
+            loss += o->lambda * bits / ((double)b * r->m->input.h * r->m->input.w);
+        } else {
+            const float *y = aec_model_forward_train(r->m, r->ws_train, r->xb, b);
+            loss = aec_mse_forward_backward(r->dout, y, r->xb, per * (size_t)b);
+            aec_model_backward(r->m, r->ws_train, r->xb, r->dout, b);
+        }
         if (o->cosine)
             adam.lr = (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (double)*step_count / total_steps)));
         aec_adam_step(r->m, &adam, ++*step_count);
-        loss_sum += (double)loss * b;
+        if (r->codec)
+            train_codec_adam(r->codec, &adam, *step_count);
+        loss_sum += loss * b;
         progress(o, epoch, s + 1, steps, loss_sum / (double)(first + (size_t)b),
                  now_seconds() - t0);
         if (train_stop_requested)
@@ -370,6 +432,12 @@ aec_status train_run(const train_options *o, aec_error *err)
         return st;
     }
 
+    if (r.codec) { /* the prior starts at the untrained latents' statistics */
+        int b = ntrain < (size_t)o->batch ? (int)ntrain : o->batch;
+        train_dataset_batch(&r.ds, train_idx, b, r.xb);
+        train_codec_init_prior(r.codec,
+                               aec_model_infer(r.m, r.ws_train, r.xb, b, 0, r.m->latent_index), b);
+    }
     long steps = 0;
     int done_epochs = 0;
     double last_loss = NAN, val_mse = NAN, t_start = now_seconds(), train_seconds = 0;
@@ -394,7 +462,16 @@ aec_status train_run(const train_options *o, aec_error *err)
         train_seconds += secs;
         done_epochs = epoch;
         last_loss = loss;
-        val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL) : NAN;
+        double val_bits = NAN;
+        if (r.codec)
+            val_mse = nval ? train_codec_evaluate(r.codec, r.m, r.ws_eval, &r.ds, val_idx, nval,
+                                                  r.xb, r.yb, &val_bits)
+                           : NAN;
+        else
+            val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL) : NAN;
+        if (r.codec && !o->quiet)
+            fprintf(stderr, "epoch %d: latent %.0f bits per image (prior estimate), %.3f bpp\n",
+                    epoch, val_bits, val_bits / (r.m->input.h * r.m->input.w));
         if (!o->quiet)
             fprintf(stderr,
                     "epoch %d/%d - %.2f s - %.0f images/s - loss %.5f - val_mse %.5f - "
@@ -403,9 +480,12 @@ aec_status train_run(const train_options *o, aec_error *err)
         if (r.history) {
             fprintf(r.history,
                     "{\"epoch\":%d,\"loss\":%.8g,\"val_mse\":%.8g,\"val_psnr\":%.4f,"
-                    "\"seconds\":%.3f,\"images_per_s\":%.1f}\n",
+                    "\"seconds\":%.3f,\"images_per_s\":%.1f",
                     epoch, loss, nval ? val_mse : 0.0, nval ? psnr_of(val_mse) : 0.0, secs,
                     ntrain / secs);
+            if (r.codec && nval)
+                fprintf(r.history, ",\"val_bits_estimate\":%.1f", val_bits);
+            fprintf(r.history, "}\n");
             fflush(r.history);
         }
         params_copy(r.m, r.snapshot, 1);
@@ -436,6 +516,17 @@ aec_status train_run(const train_options *o, aec_error *err)
     r.m->train_json = train_record(o, ntrain, nval, done_epochs, last_loss, val_mse, val_mse_ema,
                                    train_seconds, recal);
     aec_model_update_id(r.m);
+    if (r.codec) {
+        train_codec_result cr = {0};
+        if ((st = train_codec_finish(r.codec, r.m, r.ws_eval, &r.ds, train_idx, ntrain, val_idx,
+                                     nval, r.xb, r.yb, o->lambda, &cr, err))) {
+            run_free(&r);
+            return st;
+        }
+        if (!o->quiet)
+            fprintf(stderr, "codec: %zu validation images coded: %.1f bytes, %.2f dB\n", cr.images,
+                    cr.bytes, psnr_of(cr.mse));
+    }
     if ((st = aec_model_save(r.m, o->out, err))) {
         run_free(&r);
         return st;

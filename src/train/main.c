@@ -42,6 +42,12 @@ static void usage(FILE *f)
                "  --calibrate MODEL re-calibrate the anomaly score of an existing model on the\n"
                "                    validation images of --data (chosen by --limit, --val,\n"
                "                    --seed) and write it to --out; no training\n"
+               "  --lambda L        train a codec: round the latent and add L x its bits per\n"
+               "                    pixel to the loss; the model file gets the entropy\n"
+               "                    coder's tables (binary latent v2). Larger L, fewer bytes\n"
+               "  --init MODEL      start from this model's architecture and weights\n"
+               "  --latent-scale K  with --init: multiply the latent by K (the next layer\n"
+               "                    divides it back), to set its size against the rounding\n"
                "  --preview FILE    PNG: validation originals above their reconstructions\n"
                "  --quiet           no progress output\n"
                "  --reproducible    leave timings out of the file, so the same seed, data and\n"
@@ -122,6 +128,12 @@ static int parse_args(int argc, char **argv, train_options *o)
             o->cosine = !strcmp(val, "cosine");
         } else if (!strcmp(a, "--calibrate"))
             o->calibrate = val;
+        else if (!strcmp(a, "--init"))
+            o->init = val;
+        else if (!strcmp(a, "--lambda"))
+            bad = parse_float(a, val, 0, 1e6, &o->lambda);
+        else if (!strcmp(a, "--latent-scale"))
+            bad = parse_float(a, val, 1e-3, 1e3, &o->latent_scale);
         else if (!strcmp(a, "--history"))
             o->history = val;
         else if (!strcmp(a, "--preview"))
@@ -157,6 +169,10 @@ static int parse_args(int argc, char **argv, train_options *o)
         if (bad)
             return -1;
     }
+    if (o->latent_scale != 1.0f && !o->init) {
+        fprintf(stderr, "aec-train: --latent-scale needs --init\n");
+        return -1;
+    }
     if (!o->data_dir || !o->out) {
         fprintf(stderr, "aec-train: --data and --out are required (see --help)\n");
         return -1;
@@ -185,6 +201,8 @@ int main(int argc, char **argv)
         .seed = 1,
         .threads = cores > 0 && cores < 64 ? (int)cores : 2,
         .bn_recal = 1,
+        .lambda = -1,
+        .latent_scale = 1,
     };
     if (parse_args(argc, argv, &o))
         return 2;

@@ -39,6 +39,12 @@ typedef struct {
     int reproducible;
     /* re-calibrate this existing model instead of training */
     const char *calibrate;
+    /* start from this model's architecture and weights */
+    const char *init;
+    /* codec training: rate weight (loss = MSE + lambda * bits per pixel); < 0 = off */
+    float lambda;
+    /* --init: multiply the latent by this (the next layer divides it back) */
+    float latent_scale;
 } train_options;
 
 /* ---- dataset.c ---- */
@@ -58,6 +64,30 @@ void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, floa
 /* ---- arch.c ---- */
 /* malloc'd aec.layers JSON; *latent_index set. */
 aec_status train_arch_spec(const train_options *o, char **json, int *latent_index, aec_error *err);
+
+/* ---- codec_train.c ---- */
+typedef struct train_codec train_codec;
+typedef struct {
+    double bytes, mse; /* mean per validation image, coded for real */
+    size_t images;
+} train_codec_result;
+
+aec_status train_codec_create(train_codec **out, const aec_model *m, int batch, uint64_t seed,
+                              aec_error *err);
+void train_codec_free(train_codec *c);
+void train_codec_init_prior(train_codec *c, const float *latents, int n);
+/* One forward + backward of a batch; returns the MSE, *bits the batch's bits.
+ * noisy: the decoder gets latent + noise instead of the rounded latent. */
+double train_codec_step(train_codec *c, aec_model *m, aec_workspace *ws, const float *x, int n,
+                        float *dout, float lambda, int noisy, double *bits);
+void train_codec_adam(train_codec *c, const aec_adam *opt, long t);
+double train_codec_evaluate(train_codec *c, const aec_model *m, aec_workspace *ws,
+                            const train_dataset *ds, const size_t *idx, size_t n, float *xb,
+                            float *yb, double *bits_per_image);
+aec_status train_codec_finish(train_codec *c, aec_model *m, aec_workspace *ws,
+                              const train_dataset *ds, const size_t *train_idx, size_t ntrain,
+                              const size_t *val_idx, size_t nval, float *xb, float *yb,
+                              float lambda, train_codec_result *res, aec_error *err);
 
 /* ---- loop.c ---- */
 extern volatile sig_atomic_t train_stop_requested;
