@@ -16,11 +16,13 @@ targets=${*:-$(cd "$root/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')}
 mkdir -p "$root/build-fuzz/artifacts"
 status=0
 for t in $targets; do
-    seeds=$root/tests/fuzz/corpus/${t#fuzz_}
+    name=${t#fuzz_}
+    [ "$name" = safetensors ] && name=model_load # the same files seed the container parser
+    seeds=$root/tests/fuzz/corpus/$name
     work=$(mktemp -d)
     [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
     dict=""
-    [ -f "$root/tests/fuzz/${t#fuzz_}.dict" ] && dict="-dict=$root/tests/fuzz/${t#fuzz_}.dict"
+    [ -f "$root/tests/fuzz/$name.dict" ] && dict="-dict=$root/tests/fuzz/$name.dict"
     echo "== $t for ${secs}s"
     # shellcheck disable=SC2086
     if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
