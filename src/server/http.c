@@ -378,6 +378,13 @@ static int check_headers(aecd_request *req, const char *url, const char *method)
         aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "%s", msg);
         return -1;
     }
+    if (req->params.dtype == AECD_DTYPE_CODED && !req->srv->codec) {
+        aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter",
+                         "dtype=coded needs a model with codec tables; model %s has none (train"
+                         " one with aec-train --lambda)",
+                         req->srv->model->id);
+        return -1;
+    }
     capture_headers(req);
     if (!r->is_post)
         return 0;

@@ -2,8 +2,9 @@
  * each turns a request into a reply.
  *
  *   POST /encode    image -> latent (JSON, or binary with ?format=binary or
- *                   Accept: application/x-aec-latent; ?dtype=f32|f16|u8)
- *   POST /decode    latent (JSON or binary) -> PNG (?width=, ?height=)
+ *                   Accept: application/x-aec-latent; ?dtype=f32|f16|u8|coded;
+ *                   binary from a model with codec tables defaults to coded)
+ *   POST /decode    latent (JSON, binary v1 or coded v2) -> PNG (?width=, ?height=)
  *   POST /anomaly   image -> anomaly score (?threshold=, ?heatmap=1)
  *   GET  /healthz   liveness: always 200
  *   GET  /readyz    readiness: 200 when serving, 503 while shutting down

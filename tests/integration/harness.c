@@ -222,6 +222,51 @@ const char *harness_model(int seed)
     return out;
 }
 
+const char *harness_codec_model(const char *lambda)
+{
+    static char paths[4][512], lambdas[4][32];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (strcmp(lambdas[i], lambda) == 0)
+            return paths[i];
+    REQUIRE(n < 4 && strlen(lambda) < sizeof lambdas[0], "too many codec models");
+    const char *train = env_or_skip("AEC_TRAIN_BIN");
+    char *out = paths[n];
+    snprintf(out, sizeof paths[0], "%s/codec-%s.safetensors", base_dir(), lambda);
+    char log[600], side[16];
+    snprintf(log, sizeof log, "%s/train-codec-%s.log", base_dir(), lambda);
+    snprintf(side, sizeof side, "%d", HARNESS_SIDE);
+    char *argv[] = {(char *)train,
+                    "--data",
+                    (char *)harness_data_dir(),
+                    "--arch",
+                    "conv",
+                    "--size",
+                    side,
+                    "--width",
+                    "8",
+                    "--latent",
+                    "4",
+                    "--epochs",
+                    "20",
+                    "--batch",
+                    "16",
+                    "--lambda",
+                    (char *)lambda,
+                    "--out",
+                    out,
+                    NULL};
+    int st = wait_exit(spawn(train, argv, NULL, log), 600);
+    if (st != 0) {
+        char *text = read_all(log);
+        fprintf(stderr, "%s\n", text);
+        free(text);
+    }
+    REQUIRE(st == 0, "aec-train --lambda %s failed (exit %d), see above", lambda, st);
+    snprintf(lambdas[n++], sizeof lambdas[0], "%s", lambda);
+    return out;
+}
+
 const char *harness_uncalibrated_model(void)
 {
     static char path[512];

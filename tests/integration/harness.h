@@ -24,6 +24,9 @@
  * seed 1 is the main model; another seed gives another model (another id
  * hash). Trained once per process and seed. */
 const char *harness_model(int seed);
+/* A codec model (aec-train --lambda LAMBDA: 16x16 conv, latent 4 x 4 x 4, 20 epochs,
+ * with entropy-coder tables), trained once per process and lambda. */
+const char *harness_codec_model(const char *lambda);
 /* A small MLP autoencoder built in process (aec_model_from_spec, random
  * weights, no anomaly calibration), for what only an uncalibrated model
  * shows. */
