@@ -247,6 +247,30 @@ static void capture_uncalibrated(manifest *m)
     free(png);
 }
 
+/* A codec model: its /v1/model, coded /encode (JSON and binary), /decode of
+ * a stream, and a corrupt stream's 422. */
+static void capture_codec(manifest *m)
+{
+    aecd_proc p;
+    harness_start(&p, harness_codec_model("0.001"), NULL, NULL);
+    size_t n;
+    uint8_t *png = harness_png(HARNESS_SIDE, HARNESS_SIDE, 4, &n);
+    http_opts img = {.content_type = "image/png", .body = png, .len = n};
+    capture(m, &p, "GET", "/v1/model", NULL, 200);
+    capture(m, &p, "POST", "/encode?dtype=coded", &img, 200);
+    http_resp r;
+    http_post(&p, "/encode?format=binary", "image/png", png, n, &r);
+    record(m, "POST", "/encode", &r);
+    CHECK(r.status == 200 && r.len > 5, "coded binary encode");
+    http_opts stream = {.content_type = "application/x-aec-latent", .body = r.body, .len = r.len};
+    capture(m, &p, "POST", "/decode", &stream, 200);
+    r.body[3] ^= 0x5a; /* the CRC: certainly refused */
+    capture(m, &p, "POST", "/decode", &stream, 422);
+    http_resp_free(&r);
+    CHECK(harness_stop(&p) == 0, "exit 0");
+    free(png);
+}
+
 /* ---- the checker must catch drift ----------------------------------------------------------- */
 
 static void expect_drift_caught(const char *name, const char *method, const char *path, long status,
@@ -297,6 +321,7 @@ int main(void)
     CHECK(harness_stop(&p) == 0, "exit 0");
     capture_auth_and_overload(&m, model);
     capture_uncalibrated(&m);
+    capture_codec(&m);
     fprintf(stderr, "test_openapi: %d responses captured\n", m.n);
     CHECK(run_checker(&m, 1) == 0, "every captured response matches openapi.yaml");
     cJSON_Delete(m.entries);
