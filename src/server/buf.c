@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,12 +110,101 @@ void aecd_buf_json_double(aecd_buf *b, double v)
     aecd_buf_puts(b, tmp);
 }
 
+/* 10^k as doubles for k = -40..60 (float32 spans 1.4e-45 .. 3.4e38). */
+static const double *pow10_table(void)
+{
+    static double table[101];
+    static atomic_int ready;
+    if (!atomic_load_explicit(&ready, memory_order_acquire)) {
+        /* idempotent: threads racing here write the same values */
+        double p = 1.0;
+        for (int i = 40; i <= 100; i++, p *= 10.0)
+            table[i] = p;
+        p = 1.0;
+        for (int i = 40; i >= 0; i--, p /= 10.0)
+            table[i] = p;
+        atomic_store_explicit(&ready, 1, memory_order_release);
+    }
+    return table + 40;
+}
+
+size_t aecd_format_float9(char *out, float v)
+{
+    const double *p10 = pow10_table();
+    char *p = out;
+    double d = v;
+    if (signbit(v))
+        *p++ = '-', d = -d;
+    if (d == 0.0) {
+        *p++ = '0';
+        *p = 0;
+        return (size_t)(p - out);
+    }
+    /* 9 significant digits: m in [1e8, 1e9), v = m * 10^(e - 8). The double
+     * arithmetic is off by far less than the float's half ulp, so the
+     * digits read back as exactly v (9 digits suffice for any float).
+     * The decimal exponent comes from the binary one (log10(2) ~ 0.30103),
+     * corrected by one step when the estimate is low. */
+    int e2;
+    frexp(d, &e2);
+    int e = (int)floor((e2 - 1) * 0.30102999566398120);
+    if (e + 1 <= 38 && d >= p10[e + 1])
+        e++;
+    double scaled = e >= 8 ? d / p10[e - 8] : d * p10[8 - e];
+    uint64_t m = (uint64_t)(scaled + 0.5);
+    if (m >= 1000000000u)
+        m = (m + 5) / 10, e++;
+    else if (m < 100000000u)
+        m = (uint64_t)(scaled * 10.0 + 0.5), e--;
+    char digits[9];
+    for (int i = 8; i >= 0; i--, m /= 10)
+        digits[i] = (char)('0' + m % 10);
+    int n = 9;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;                /* as %g: no trailing zeros */
+    if (e < -4 || e >= 9) { /* d.ddde+XX, as %g */
+        *p++ = digits[0];
+        if (n > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, (size_t)n - 1);
+            p += n - 1;
+        }
+        int x = e < 0 ? -e : e;
+        *p++ = 'e', *p++ = e < 0 ? '-' : '+';
+        if (x >= 10)
+            *p++ = (char)('0' + x / 10);
+        else
+            *p++ = '0';
+        *p++ = (char)('0' + x % 10);
+    } else if (e < 0) { /* 0.000ddd */
+        *p++ = '0', *p++ = '.';
+        for (int i = -1; i > e; i--)
+            *p++ = '0';
+        memcpy(p, digits, (size_t)n);
+        p += n;
+    } else { /* ddd.ddd */
+        int whole = e + 1;
+        for (int i = 0; i < whole; i++)
+            *p++ = i < n ? digits[i] : '0';
+        if (n > whole) {
+            *p++ = '.';
+            memcpy(p, digits + whole, (size_t)(n - whole));
+            p += n - whole;
+        }
+    }
+    *p = 0;
+    return (size_t)(p - out);
+}
+
 void aecd_buf_json_float(aecd_buf *b, float v)
 {
-    if (!isfinite(v))
+    if (!isfinite(v)) {
         aecd_buf_puts(b, "null");
-    else
-        aecd_buf_printf(b, "%.9g", (double)v);
+        return;
+    }
+    char text[32];
+    size_t n = aecd_format_float9(text, v);
+    aecd_buf_append(b, text, n);
 }
 
 char *aecd_buf_steal(aecd_buf *b, size_t *len)
