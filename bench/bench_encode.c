@@ -5,7 +5,9 @@
  *
  * Encodes batches of 1, 8, 32, 64 and 256 images already at the model's
  * size (pixels from a fixed generator) for SECONDS each and prints images/s
- * and the time per batch. */
+ * and the time per batch. For a model whose encoder has linear layers, it
+ * also times bare cblas_sgemv over those layers' weights alone: the memory
+ * bound a batch of one cannot beat. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,33 @@ int main(int argc, char **argv)
         } while ((t = now() - t0) < secs);
         printf("| %d | %.0f | %.3f |\n", batches[b], images / t, 1000 * t / calls);
         aec_workspace_free(ws);
+    }
+    /* the sgemv bound: every linear layer of the encoder, one vector */
+    double flops = 0;
+    size_t widest = 1;
+    for (int i = 0; i <= m->latent_index; i++)
+        if (m->layers[i].type == AEC_LAYER_LINEAR) {
+            flops += 2.0 * m->layers[i].in_f * m->layers[i].out_f;
+            widest = (size_t)m->layers[i].in_f > widest ? (size_t)m->layers[i].in_f : widest;
+            widest = (size_t)m->layers[i].out_f > widest ? (size_t)m->layers[i].out_f : widest;
+        }
+    if (flops > 0) {
+        float *u = calloc(widest, sizeof(float)), *v = calloc(widest, sizeof(float));
+        long calls = 0;
+        double t0 = now(), t;
+        do {
+            for (int i = 0; i <= m->latent_index; i++) {
+                const aec_layer *L = &m->layers[i];
+                if (L->type == AEC_LAYER_LINEAR)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, L->out_f, L->in_f, 1.0f,
+                                L->params[0].data, L->in_f, u, 1, 0.0f, v, 1);
+            }
+            calls++;
+        } while ((t = now() - t0) < secs);
+        printf("\nsgemv bound: the encoder's linear layers alone, one vector: %.3f ms "
+               "(%.1f GFLOP/s, %.1f GB/s of weights)\n",
+               1000 * t / calls, flops * calls / t / 1e9, 2 * flops * calls / t / 1e9);
+        free(u), free(v);
     }
     free(x), free(z);
     aec_model_free(m);

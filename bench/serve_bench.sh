@@ -27,7 +27,7 @@
 # Environment (defaults in brackets):
 #   BENCH_SECONDS              seconds per load [10]
 #   BENCH_CONNECTIONS          connection counts [1 4 16 64]
-#   BENCH_NOBATCH_CONNECTIONS  connection counts for aecd --max-batch 1 [1 64]
+#   BENCH_NOBATCH_CONNECTIONS  connection counts for aecd --max-batch 1 [1 16 64]
 #   BENCH_SERVERS              any of: aecd aecd-nobatch peer [all three]
 #   BENCH_ENDPOINTS            any of: encode encode-model anomaly decode [all]
 #   BENCH_DATA                 photo folder [../shared/data/cats]
@@ -52,7 +52,7 @@ PY=/usr/bin/python3
 
 secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-1 4 16 64}
-nobatch_conns=${BENCH_NOBATCH_CONNECTIONS:-1 64}
+nobatch_conns=${BENCH_NOBATCH_CONNECTIONS:-1 16 64}
 servers=${BENCH_SERVERS:-aecd aecd-nobatch peer}
 endpoints=${BENCH_ENDPOINTS:-encode encode-model anomaly decode}
 data=${BENCH_DATA:-$root/../shared/data/cats}
