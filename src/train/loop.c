@@ -505,7 +505,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     double val_mse_ema = val_mse;
     int recal = o->bn_recal && bn_recalibrate(r.m, r.ws_train, &r.ds, train_idx, ntrain, r.xb);
     double cal_mean = evaluate(r.m, r.ws_eval, &r.ds, cal_idx, ncal, r.xb, r.yb, r.feat);
-    if (nval)
+    if (nval && !r.codec) /* a codec's figure is that of the rounded latent, from the loop */
         val_mse = cal_mean;
     if (recal && !o->quiet)
         fprintf(stderr, "batchnorm statistics re-estimated: val_mse %.5f -> %.5f (%.2f dB)\n",
