@@ -110,22 +110,23 @@ void aecd_buf_json_double(aecd_buf *b, double v)
     aecd_buf_puts(b, tmp);
 }
 
-/* 10^k as doubles for k = -40..60 (float32 spans 1.4e-45 .. 3.4e38). */
+/* 10^k as doubles for k = -50..60 (float32 spans 1.4e-45 .. 3.4e38, and the
+ * printer looks one power above and up to 54 below). */
 static const double *pow10_table(void)
 {
-    static double table[101];
+    static double table[111];
     static atomic_int ready;
     if (!atomic_load_explicit(&ready, memory_order_acquire)) {
         /* idempotent: threads racing here write the same values */
         double p = 1.0;
-        for (int i = 40; i <= 100; i++, p *= 10.0)
+        for (int i = 50; i <= 110; i++, p *= 10.0)
             table[i] = p;
         p = 1.0;
-        for (int i = 40; i >= 0; i--, p /= 10.0)
+        for (int i = 50; i >= 0; i--, p /= 10.0)
             table[i] = p;
         atomic_store_explicit(&ready, 1, memory_order_release);
     }
-    return table + 40;
+    return table + 50;
 }
 
 size_t aecd_format_float9(char *out, float v)
@@ -148,7 +149,7 @@ size_t aecd_format_float9(char *out, float v)
     int e2;
     frexp(d, &e2);
     int e = (int)floor((e2 - 1) * 0.30102999566398120);
-    if (e + 1 <= 38 && d >= p10[e + 1])
+    if (d >= p10[e + 1])
         e++;
     double scaled = e >= 8 ? d / p10[e - 8] : d * p10[8 - e];
     uint64_t m = (uint64_t)(scaled + 0.5);
