@@ -5,12 +5,17 @@
  * - the written file loads, and carries training record and calibration;
  * - SIGINT mid-training still leaves a valid model of the last complete epoch;
  * - unreadable files are skipped with a warning; bad options and a missing
- *   folder fail with a message and a non-zero exit. */
+ *   folder fail with a message and a non-zero exit;
+ * - codec training (--lambda, --init, --latent-scale): the file gets coder
+ *   tables and coded figures; --latent-scale leaves the function unchanged;
+ *   a larger lambda gives fewer bytes. */
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "aec/codec.h"
 #include "aec/model.h"
 #include "testutil.h"
 
@@ -141,6 +146,69 @@ static void interrupted_run_keeps_last_epoch(const char *data, const char *tmp)
     aec_model_free(m);
 }
 
+/* the coded bytes per validation image recorded in aec.codec, or -1 */
+static double codec_bytes(const char *path)
+{
+    aec_model *m = NULL;
+    double v = -1;
+    if (aec_model_load(&m, path, NULL) == AEC_OK && m->codec_json && aec_model_has_codec(m)) {
+        const char *p = strstr(m->codec_json, "\"val_bytes\":");
+        v = p ? atof(p + 12) : -1;
+    }
+    aec_model_free(m);
+    return v;
+}
+
+static void trains_codecs(const char *data, const char *tmp)
+{
+    char cmd[8192], base[1024];
+    snprintf(base, sizeof base, "%s/a.safetensors", tmp); /* from trains_and_learns */
+    const char *common = "--size 16 --epochs 3 --batch 16 --lr 0.002 --seed 5 --quiet";
+    /* --latent-scale keeps the function: the untrained (epoch 0) validation MSE is the same */
+    double e0[2];
+    const char *scales[2] = {"1", "8"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s --data %s %s --init %s --latent-scale %s --lambda 0.001 "
+                 "--out %s/ls%s.safetensors --history %s/ls%s.jsonl",
+                 train_bin(), data, common, base, scales[i], tmp, scales[i], tmp, scales[i]);
+        CHECK(run(cmd) == 0, "codec fine-tune with --latent-scale %s failed: %s", scales[i], cmd);
+        snprintf(cmd, sizeof cmd, "%s/ls%s.jsonl", tmp, scales[i]);
+        e0[i] = history_val(cmd, 0);
+    }
+    CHECK(e0[0] > 0 && fabs(e0[0] - e0[1]) < 1e-4 * e0[0],
+          "--latent-scale 8 leaves the model's function unchanged: %g vs %g", e0[0], e0[1]);
+    /* finer rounding costs more bytes */
+    snprintf(cmd, sizeof cmd, "%s/ls1.safetensors", tmp);
+    double b1 = codec_bytes(cmd);
+    snprintf(cmd, sizeof cmd, "%s/ls8.safetensors", tmp);
+    double b8 = codec_bytes(cmd);
+    CHECK(b1 > 5 && b8 > b1, "tables and coded bytes recorded; scale 8 > scale 1: %g vs %g", b8,
+          b1);
+    /* from scratch, lambda trades bytes for quality */
+    double bytes[2];
+    const char *lambdas[2] = {"0.0005", "0.05"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s --data %s --arch conv --width 8 --latent 4 --size 16 --epochs 8 --batch 16 "
+                 "--lr 0.003 --seed 5 --quiet --lambda %s --out %s/lam%d.safetensors",
+                 train_bin(), data, lambdas[i], tmp, i);
+        CHECK(run(cmd) == 0, "codec training with --lambda %s failed", lambdas[i]);
+        snprintf(cmd, sizeof cmd, "%s/lam%d.safetensors", tmp, i);
+        bytes[i] = codec_bytes(cmd);
+    }
+    CHECK(bytes[0] > 0 && bytes[1] > 0 && bytes[1] < bytes[0],
+          "a larger lambda gives fewer bytes: %g (lambda %s) vs %g (lambda %s)", bytes[1],
+          lambdas[1], bytes[0], lambdas[0]);
+    snprintf(cmd, sizeof cmd, "%s --data %s --out %s/x.safetensors --latent-scale 2 2>/dev/null",
+             train_bin(), data, tmp);
+    CHECK(run(cmd) == 2, "--latent-scale without --init -> exit 2");
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s --out %s/x.safetensors --init %s/missing.safetensors 2> %s/e.txt",
+             train_bin(), data, tmp, tmp, tmp);
+    CHECK(run(cmd) == 1, "--init of a missing file -> exit 1");
+}
+
 static void bad_inputs(const char *data, const char *tmp)
 {
     char cmd[8192], dir[1024];
@@ -189,6 +257,7 @@ int main(void)
     REQUIRE(run(cmd) == 0, "mkdir");
     REQUIRE(test_write_synthetic_pngs(data, 160, 16, 16, 1) == 0, "synthetic images");
     trains_and_learns(data, tmp);
+    trains_codecs(data, tmp);
     interrupted_run_keeps_last_epoch(data, tmp);
     bad_inputs(data, tmp);
     return TEST_SUMMARY();
