@@ -152,8 +152,11 @@ def plot(prefix, curves, work):
 
 def grid(prefix, originals, aec_rows, aec_dirs, jpeg_rows, jpeg_dirs, webp_rows, webp_dirs,
          picks=6, scale=3):
-    """Rows: photos. Columns: original, then for each aec model: aec, JPEG and WebP at the
-    quality whose bytes for that photo are closest to aec's."""
+    """Rows: photos. Columns: original, then for the smallest, middle and largest aec model:
+    aec, then JPEG and WebP at the quality whose bytes for that photo are closest to aec's."""
+    if len(aec_rows) > 3:  # three operating points keep the picture readable
+        keep = [0, len(aec_rows) // 2, len(aec_rows) - 1]
+        aec_rows, aec_dirs = [aec_rows[i] for i in keep], [aec_dirs[i] for i in keep]
     names = sorted(os.listdir(originals))
     chosen = [names[i * len(names) // picks] for i in range(picks)]
     cell, pad, label_h = 48 * scale, 4, 14
