@@ -329,6 +329,34 @@ typedef struct {
     size_t colsize, wsize, bsize;
 } conv_job;
 
+/* The geometry of a conv2d (transposed = 0) or conv_transpose2d layer, with
+ * the column scratch size and weight/bias gradient sizes; the caller adds
+ * the tensors. */
+static conv_job conv_geometry(int cin, int h, int w, int cout, int k, int stride, int pad,
+                              int out_pad, int transposed)
+{
+    conv_job j = {.cin = cin,
+                  .h = h,
+                  .w = w,
+                  .cout = cout,
+                  .k = k,
+                  .stride = stride,
+                  .pad = pad,
+                  .out_pad = out_pad,
+                  .wsize = (size_t)cout * cin * k * k,
+                  .bsize = (size_t)cout};
+    if (transposed) {
+        j.oh = (h - 1) * stride - 2 * pad + k + out_pad;
+        j.ow = (w - 1) * stride - 2 * pad + k + out_pad;
+        j.colsize = aec_conv2d_col_size(cout, k, h, w);
+    } else {
+        j.oh = (h + 2 * pad - k) / stride + 1;
+        j.ow = (w + 2 * pad - k) / stride + 1;
+        j.colsize = aec_conv2d_col_size(cin, k, j.oh, j.ow);
+    }
+    return j;
+}
+
 /* Threads for a batch of n: the BLAS thread count, at most n. */
 static int conv_threads(int n)
 {
@@ -413,22 +441,8 @@ void aec_conv2d_forward(float *out, float *col, const float *inp, const float *w
                         const float *bias, int n, int cin, int h, int w, int cout, int k,
                         int stride, int pad)
 {
-    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    conv_job j = {.cin = cin,
-                  .h = h,
-                  .w = w,
-                  .cout = cout,
-                  .oh = oh,
-                  .ow = ow,
-                  .k = k,
-                  .stride = stride,
-                  .pad = pad,
-                  .inp = inp,
-                  .weight = weight,
-                  .bias = bias,
-                  .out = out,
-                  .col = col,
-                  .colsize = aec_conv2d_col_size(cin, k, oh, ow)};
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, 0, 0);
+    j.inp = inp, j.weight = weight, j.bias = bias, j.out = out, j.col = col;
     run_parallel(n, conv2d_forward_range, &j);
 }
 
@@ -472,24 +486,8 @@ void aec_conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, 
                          const float *inp, const float *weight, int n, int cin, int h, int w,
                          int cout, int k, int stride, int pad)
 {
-    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    conv_job j = {.cin = cin,
-                  .h = h,
-                  .w = w,
-                  .cout = cout,
-                  .oh = oh,
-                  .ow = ow,
-                  .k = k,
-                  .stride = stride,
-                  .pad = pad,
-                  .inp = inp,
-                  .weight = weight,
-                  .dout = dout,
-                  .dinp = dinp,
-                  .col = col,
-                  .colsize = aec_conv2d_col_size(cin, k, oh, ow),
-                  .wsize = (size_t)cout * cin * k * k,
-                  .bsize = (size_t)cout};
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, 0, 0);
+    j.inp = inp, j.weight = weight, j.dout = dout, j.dinp = dinp, j.col = col;
     run_backward(n, conv2d_backward_range, &j, dweight, dbias);
 }
 
@@ -525,24 +523,8 @@ void aec_conv_transpose2d_forward(float *out, float *col, const float *inp, cons
                                   const float *bias, int n, int cin, int h, int w, int cout, int k,
                                   int stride, int pad, int out_pad)
 {
-    int oh = (h - 1) * stride - 2 * pad + k + out_pad;
-    int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    conv_job j = {.cin = cin,
-                  .h = h,
-                  .w = w,
-                  .cout = cout,
-                  .oh = oh,
-                  .ow = ow,
-                  .k = k,
-                  .stride = stride,
-                  .pad = pad,
-                  .out_pad = out_pad,
-                  .inp = inp,
-                  .weight = weight,
-                  .bias = bias,
-                  .out = out,
-                  .col = col,
-                  .colsize = aec_conv2d_col_size(cout, k, h, w)};
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1);
+    j.inp = inp, j.weight = weight, j.bias = bias, j.out = out, j.col = col;
     run_parallel(n, conv_t_forward_range, &j);
 }
 
@@ -577,26 +559,8 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
                                    int cin, int h, int w, int cout, int k, int stride, int pad,
                                    int out_pad)
 {
-    int oh = (h - 1) * stride - 2 * pad + k + out_pad;
-    int ow = (w - 1) * stride - 2 * pad + k + out_pad;
-    conv_job j = {.cin = cin,
-                  .h = h,
-                  .w = w,
-                  .cout = cout,
-                  .oh = oh,
-                  .ow = ow,
-                  .k = k,
-                  .stride = stride,
-                  .pad = pad,
-                  .out_pad = out_pad,
-                  .inp = inp,
-                  .weight = weight,
-                  .dout = dout,
-                  .dinp = dinp,
-                  .col = col,
-                  .colsize = aec_conv2d_col_size(cout, k, h, w),
-                  .wsize = (size_t)cin * cout * k * k,
-                  .bsize = (size_t)cout};
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1);
+    j.inp = inp, j.weight = weight, j.dout = dout, j.dinp = dinp, j.col = col;
     run_backward(n, conv_t_backward_range, &j, dweight, dbias);
 }
 

@@ -137,9 +137,8 @@ void train_codec_adam(train_codec *c, const aec_adam *opt, long t)
  * bits per image for those latents. */
 double train_codec_evaluate(train_codec *c, const aec_model *m, aec_workspace *ws,
                             const train_dataset *ds, const size_t *idx, size_t n, float *xb,
-                            float *yb, double *bits_per_image)
+                            double *bits_per_image)
 {
-    (void)yb;
     size_t per = aec_model_input_count(m);
     int bs = aec_workspace_max_batch(ws);
     double mse = 0, bits = 0;
@@ -165,8 +164,8 @@ double train_codec_evaluate(train_codec *c, const aec_model *m, aec_workspace *w
  * depends on it). */
 aec_status train_codec_finish(train_codec *c, aec_model *m, aec_workspace *ws,
                               const train_dataset *ds, const size_t *train_idx, size_t ntrain,
-                              const size_t *val_idx, size_t nval, float *xb, float *yb,
-                              float lambda, train_codec_result *res, aec_error *err)
+                              const size_t *val_idx, size_t nval, float *xb, float lambda,
+                              train_codec_result *res, aec_error *err)
 {
     aec_codec_builder *builder = NULL;
     aec_status st = aec_codec_builder_create(&builder, m, err);
@@ -202,7 +201,6 @@ aec_status train_codec_finish(train_codec *c, aec_model *m, aec_workspace *ws,
         bytes += (double)len;
         mse += aec_mse_of(xb, xh, per);
     }
-    (void)yb;
     aec_codec_free(codec);
     if (st)
         goto out;

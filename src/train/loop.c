@@ -465,7 +465,7 @@ aec_status train_run(const train_options *o, aec_error *err)
         double val_bits = NAN;
         if (r.codec)
             val_mse = nval ? train_codec_evaluate(r.codec, r.m, r.ws_eval, &r.ds, val_idx, nval,
-                                                  r.xb, r.yb, &val_bits)
+                                                  r.xb, &val_bits)
                            : NAN;
         else
             val_mse = nval ? evaluate(r.m, r.ws_eval, &r.ds, val_idx, nval, r.xb, r.yb, NULL) : NAN;
@@ -519,7 +519,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     if (r.codec) {
         train_codec_result cr = {0};
         if ((st = train_codec_finish(r.codec, r.m, r.ws_eval, &r.ds, train_idx, ntrain, val_idx,
-                                     nval, r.xb, r.yb, o->lambda, &cr, err))) {
+                                     nval, r.xb, o->lambda, &cr, err))) {
             run_free(&r);
             return st;
         }

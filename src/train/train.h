@@ -83,11 +83,11 @@ double train_codec_step(train_codec *c, aec_model *m, aec_workspace *ws, const f
 void train_codec_adam(train_codec *c, const aec_adam *opt, long t);
 double train_codec_evaluate(train_codec *c, const aec_model *m, aec_workspace *ws,
                             const train_dataset *ds, const size_t *idx, size_t n, float *xb,
-                            float *yb, double *bits_per_image);
+                            double *bits_per_image);
 aec_status train_codec_finish(train_codec *c, aec_model *m, aec_workspace *ws,
                               const train_dataset *ds, const size_t *train_idx, size_t ntrain,
-                              const size_t *val_idx, size_t nval, float *xb, float *yb,
-                              float lambda, train_codec_result *res, aec_error *err);
+                              const size_t *val_idx, size_t nval, float *xb, float lambda,
+                              train_codec_result *res, aec_error *err);
 
 /* ---- loop.c ---- */
 extern volatile sig_atomic_t train_stop_requested;
