@@ -39,7 +39,7 @@ COPY tests/ tests/
 ARG AEC_JOBS=2
 # aecd's built-in default model path is where the runtime stage puts it;
 # AEC_MODEL (set below) says the same and can be overridden at `docker run`.
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAEC_NATIVE=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
       -DAEC_DEFAULT_MODEL=/models/default.safetensors \
       -DAEC_SHARED_DIR=/nonexistent/shared \
  && cmake --build build -j "$AEC_JOBS"

@@ -9,8 +9,9 @@
  * and OVERWRITE the input gradient (dinp). dinp may be NULL when not needed
  * (the first layer).
  *
- * Matrix work goes through cblas_sgemm on whole batches; a batch of one uses
- * sgemv, which is several times faster for M = 1.
+ * Training matrix work goes through cblas_sgemm on whole batches (a batch of
+ * one uses sgemv). Inference has its own functions (*_infer, below) with a
+ * fixed order of operations.
  */
 #ifndef AEC_LAYERS_H
 #define AEC_LAYERS_H
@@ -69,6 +70,22 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
                                    const float *dout, const float *inp, const float *weight, int n,
                                    int cin, int h, int w, int cout, int k, int stride, int pad,
                                    int out_pad);
+
+/* ---- inference with a fixed order of operations ------------------------------
+ * What serving runs. Each output is the same bits whatever the batch size n,
+ * the thread count or the CPU (every product is aec_gemm_fixed, see
+ * aec/gemm.h). threads > 1 splits samples (and bands of rows) over threads.
+ * scratch is *_infer_scratch(..., threads) floats; nothing is allocated. */
+void aec_linear_infer(float *out, const float *inp, const float *weight, const float *bias, int n,
+                      int in_f, int out_f, int threads);
+size_t aec_conv2d_infer_scratch(int cin, int h, int w, int k, int stride, int pad, int threads);
+void aec_conv2d_infer(float *out, float *scratch, const float *inp, const float *weight,
+                      const float *bias, int n, int cin, int h, int w, int cout, int k, int stride,
+                      int pad, int threads);
+size_t aec_conv_transpose2d_infer_scratch(int cin, int h, int w, int cout, int k, int threads);
+void aec_conv_transpose2d_infer(float *out, float *scratch, const float *inp, const float *weight,
+                                const float *bias, int n, int cin, int h, int w, int cout, int k,
+                                int stride, int pad, int out_pad, int threads);
 
 /* ---- rate: bits of a latent under a factorized logistic prior -----------------
  * inp [n, c, spatial]; channel j has location mu[j] and scale exp(log_s[j]).

@@ -131,10 +131,16 @@ aec_status aec_workspace_create(aec_workspace **out, const aec_model *m, int max
                                 int training, aec_error *err);
 void aec_workspace_free(aec_workspace *ws);
 int aec_workspace_max_batch(const aec_workspace *ws);
+/* Threads that aec_model_infer may use (default 1); sizes the scratch for
+ * them. The answer is the same bits for any count (see aec/gemm.h). */
+aec_status aec_workspace_set_threads(aec_workspace *ws, const aec_model *m, int threads,
+                                     aec_error *err);
 
 /* Inference (batchnorm uses running statistics) through layers first..last
- * inclusive. inp holds n samples of layer first's input shape. Returns the
- * output of layer last, which lives inside ws until the next call. */
+ * inclusive, with a fixed order of operations: each sample's output is the
+ * same bits whatever n, the other samples, the thread count and the CPU. inp holds n samples of
+ * layer first's input shape. Returns the output of layer last, which lives inside ws until the next
+ * call. */
 const float *aec_model_infer(const aec_model *m, aec_workspace *ws, const float *inp, int n,
                              int first, int last);
 

@@ -16,8 +16,11 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "aec/gemm.h"
 
 #include "parallel.h"
 
@@ -68,10 +71,41 @@ void aec_relu_backward(float *dinp, const float *dout, const float *out, size_t 
         dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+/* e^x from a fixed sequence of float operations (Cody-Waite reduction to
+ * |r| <= ln2/2, a degree-6 Taylor polynomial, scaling by 2^n through the
+ * exponent bits): within 2 ulp, and the same bits on every CPU, which libm's
+ * expf does not promise (glibc picks an FMA variant on CPUs that have one).
+ * Decoders end in a sigmoid, so this is what makes a decoded image the same
+ * everywhere. */
+static float exp_fixed(float x)
+{
+    if (x != x)
+        return x;
+    if (x > 88.0f)
+        x = 88.0f;
+    if (x < -87.0f)
+        x = -87.0f;
+    float n = floorf(x * 1.44269504f + 0.5f);
+    float r = x - n * 0.693359375f; /* ln 2 split: the high part has 9 bits, so n * hi is exact */
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int e = (int)n; /* in [-126, 127] after the clamps */
+    uint32_t bits = (uint32_t)(e + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 void aec_sigmoid_forward(float *out, const float *inp, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        out[i] = 1.0f / (1.0f + expf(-inp[i]));
+        out[i] = 1.0f / (1.0f + exp_fixed(-inp[i]));
 }
 
 void aec_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t count)
@@ -154,16 +188,14 @@ void aec_batchnorm_forward_eval(float *out, const float *inp, const float *gamma
                                 const float *running_mean, const float *running_var, int n, int c,
                                 int spatial, float eps)
 {
-    float *scale = malloc(sizeof(float) * 2 * (size_t)c);
-    if (!scale)
-        abort();
-    float *shift = scale + c;
-    for (int ch = 0; ch < c; ch++) {
-        scale[ch] = gamma[ch] / sqrtf(running_var[ch] + eps);
-        shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
-    }
-    channel_affine(out, inp, scale, shift, n, c, spatial);
-    free(scale);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * c + ch) * spatial;
+            float a = gamma[ch] / sqrtf(running_var[ch] + eps);
+            float b = beta[ch] - running_mean[ch] * a;
+            for (int k = 0; k < spatial; k++)
+                out[base + k] = inp[base + k] * a + b;
+        }
 }
 
 void aec_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
@@ -562,6 +594,151 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
     conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1);
     j.inp = inp, j.weight = weight, j.dout = dout, j.dinp = dinp, j.col = col;
     run_backward(n, conv_t_backward_range, &j, dweight, dbias);
+}
+
+/* ---- inference: fixed order of operations ------------------------------------------ *
+ * The serving path. Every product goes through aec_gemm_fixed, whose bits do
+ * not depend on the shape of the call, the thread or the CPU, so a sample's
+ * output is the same in any batch and on any machine. The work is split into
+ * units (samples, or bands of output rows of a sample); thread t uses slice t
+ * of the caller's scratch. No allocation, no global setting. */
+
+/* Output rows per band of a convolution: about BAND_FLOATS floats of
+ * pixel-major columns, at least one row. */
+#define BAND_FLOATS (1 << 16)
+
+static int band_rows(int ow, int ckk, int oh)
+{
+    size_t per_row = (size_t)ow * (size_t)ckk;
+    size_t r = per_row ? BAND_FLOATS / per_row : 1;
+    if (r < 1)
+        r = 1;
+    return r > (size_t)oh ? oh : (int)r;
+}
+
+/* rows[(oy - oy0) * ow + ox, (c, ky, kx)] = inp[c, oy*s - p + ky, ox*s - p + kx]
+ * (0 outside): im2col with one row per output pixel, for output rows [oy0, oy1). */
+static void im2row(float *rows, const float *inp, int c, int h, int w, int k, int s, int p, int oy0,
+                   int oy1, int ow)
+{
+    size_t ckk = (size_t)c * k * k;
+    for (int oy = oy0; oy < oy1; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            float *r = rows + ((size_t)(oy - oy0) * ow + ox) * ckk;
+            for (int ch = 0; ch < c; ch++)
+                for (int ky = 0; ky < k; ky++) {
+                    float *d = r + ((size_t)ch * k + ky) * k;
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= h) {
+                        memset(d, 0, sizeof(float) * (size_t)k);
+                        continue;
+                    }
+                    const float *src = inp + ((size_t)ch * h + iy) * w;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox * s - p + kx;
+                        d[kx] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+                    }
+                }
+        }
+}
+
+void aec_linear_infer(float *out, const float *inp, const float *weight, const float *bias, int n,
+                      int in_f, int out_f, int threads)
+{
+    aec_gemm_fixed_parallel(out, (size_t)out_f, 1, inp, (size_t)in_f, weight, (size_t)in_f, bias, n,
+                            out_f, in_f, threads);
+}
+
+size_t aec_conv2d_infer_scratch(int cin, int h, int w, int k, int stride, int pad, int threads)
+{
+    conv_job j = conv_geometry(cin, h, w, 1, k, stride, pad, 0, 0);
+    int ckk = cin * k * k;
+    return (size_t)threads * band_rows(j.ow, ckk, j.oh) * j.ow * ckk;
+}
+
+typedef struct {
+    conv_job g;
+    int rows; /* output rows per band */
+    int bands;
+    size_t slice; /* scratch floats per thread */
+    float *scratch;
+} infer_job;
+
+static void conv2d_infer_range(void *ctx, int t, long begin, long end)
+{
+    const infer_job *q = ctx;
+    const conv_job *j = &q->g;
+    int ckk = j->cin * j->k * j->k, ohw = j->oh * j->ow;
+    float *rows = q->scratch + (size_t)t * q->slice;
+    for (long u = begin; u < end; u++) {
+        long i = u / q->bands;
+        int oy0 = (int)(u % q->bands) * q->rows;
+        int oy1 = oy0 + q->rows < j->oh ? oy0 + q->rows : j->oh;
+        const float *x = j->inp + (size_t)i * j->cin * j->h * j->w;
+        float *y = j->out + (size_t)i * j->cout * ohw + (size_t)oy0 * j->ow;
+        im2row(rows, x, j->cin, j->h, j->w, j->k, j->stride, j->pad, oy0, oy1, j->ow);
+        /* y[co, p] = bias[co] + dot(rows[p, :], weight[co, :]) */
+        aec_gemm_fixed(y, 1, (size_t)ohw, rows, (size_t)ckk, j->weight, (size_t)ckk, j->bias,
+                       (oy1 - oy0) * j->ow, j->cout, ckk);
+    }
+}
+
+void aec_conv2d_infer(float *out, float *scratch, const float *inp, const float *weight,
+                      const float *bias, int n, int cin, int h, int w, int cout, int k, int stride,
+                      int pad, int threads)
+{
+    infer_job q = {.g = conv_geometry(cin, h, w, cout, k, stride, pad, 0, 0), .scratch = scratch};
+    q.g.inp = inp, q.g.weight = weight, q.g.bias = bias, q.g.out = out;
+    q.rows = band_rows(q.g.ow, cin * k * k, q.g.oh);
+    q.bands = (q.g.oh + q.rows - 1) / q.rows;
+    q.slice = aec_conv2d_infer_scratch(cin, h, w, k, stride, pad, 1);
+    aec_parallel_range(threads, (long)n * q.bands, conv2d_infer_range, &q);
+}
+
+/* Shared: the weight as [cout*k*k, cin]. Per thread: the input as [h*w, cin]
+ * and the columns [cout*k*k, h*w]. */
+size_t aec_conv_transpose2d_infer_scratch(int cin, int h, int w, int cout, int k, int threads)
+{
+    size_t hw = (size_t)h * w, ckk = (size_t)cout * k * k;
+    return ckk * cin + (size_t)threads * (hw * cin + ckk * hw);
+}
+
+static void conv_t_infer_range(void *ctx, int t, long begin, long end)
+{
+    const infer_job *q = ctx;
+    const conv_job *j = &q->g;
+    size_t hw = (size_t)j->h * j->w, ckk = (size_t)j->cout * j->k * j->k,
+           ohw = (size_t)j->oh * j->ow;
+    const float *wt = q->scratch;
+    float *xt = q->scratch + ckk * j->cin + (size_t)t * q->slice, *col = xt + hw * j->cin;
+    for (long i = begin; i < end; i++) {
+        const float *x = j->inp + (size_t)i * j->cin * hw;
+        float *y = j->out + (size_t)i * j->cout * ohw;
+        for (int c = 0; c < j->cin; c++)
+            for (size_t p = 0; p < hw; p++)
+                xt[p * j->cin + c] = x[(size_t)c * hw + p];
+        /* col[r, p] = dot(wt[r, :], xt[p, :]) */
+        aec_gemm_fixed(col, hw, 1, wt, (size_t)j->cin, xt, (size_t)j->cin, NULL, (int)ckk, (int)hw,
+                       j->cin);
+        memset(y, 0, sizeof(float) * (size_t)j->cout * ohw);
+        col2im_add(y, col, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
+        add_channel_bias(y, j->bias, j->cout, (int)ohw);
+    }
+}
+
+void aec_conv_transpose2d_infer(float *out, float *scratch, const float *inp, const float *weight,
+                                const float *bias, int n, int cin, int h, int w, int cout, int k,
+                                int stride, int pad, int out_pad, int threads)
+{
+    infer_job q = {.g = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1),
+                   .scratch = scratch};
+    q.g.inp = inp, q.g.weight = weight, q.g.bias = bias, q.g.out = out;
+    size_t ckk = (size_t)cout * k * k;
+    q.slice = aec_conv_transpose2d_infer_scratch(cin, h, w, cout, k, 1) - ckk * cin;
+    for (int c = 0; c < cin; c++)
+        for (size_t r = 0; r < ckk; r++)
+            scratch[r * cin + c] = weight[(size_t)c * ckk + r];
+    aec_parallel_range(threads, n, conv_t_infer_range, &q);
 }
 
 /* ---- loss ------------------------------------------------------------------------- */

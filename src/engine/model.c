@@ -38,8 +38,10 @@ struct aec_workspace {
     float **act;       /* owned activation buffer per layer (NULL for views) */
     const float **out; /* where each layer's output is, after a forward */
     float **bn_mean, **bn_rstd;
-    float *col;     /* im2col scratch, one sample */
+    float *col;     /* im2col scratch, one sample (training) */
     float *grad[2]; /* backward ping-pong */
+    int threads;    /* inference threads (aec_workspace_set_threads) */
+    float *scratch; /* inference scratch for that many threads */
 };
 
 const char *aec_layer_type_name(aec_layer_type t)
@@ -522,6 +524,29 @@ static size_t conv_col_floats(const aec_layer *L)
     return 0;
 }
 
+/* Inference scratch of layer L for a call on `threads` threads. */
+static size_t infer_scratch_floats(const aec_layer *L, int threads)
+{
+    const aec_shape *in = &L->in_shape;
+    if (L->type == AEC_LAYER_CONV2D)
+        return aec_conv2d_infer_scratch(in->c, in->h, in->w, L->kernel, L->stride, L->padding,
+                                        threads);
+    if (L->type == AEC_LAYER_CONV_TRANSPOSE2D)
+        return aec_conv_transpose2d_infer_scratch(in->c, in->h, in->w, L->out_f, L->kernel,
+                                                  threads);
+    return 0;
+}
+
+static size_t model_infer_scratch(const aec_model *m, int threads)
+{
+    size_t most = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        size_t f = infer_scratch_floats(&m->layers[i], threads);
+        most = f > most ? f : most;
+    }
+    return most;
+}
+
 void aec_workspace_free(aec_workspace *ws)
 {
     if (!ws)
@@ -539,6 +564,7 @@ void aec_workspace_free(aec_workspace *ws)
     free(ws->bn_mean);
     free(ws->bn_rstd);
     free(ws->col);
+    free(ws->scratch);
     free(ws->grad[0]);
     free(ws->grad[1]);
     free(ws);
@@ -579,6 +605,10 @@ aec_status aec_workspace_create(aec_workspace **out, const aec_model *m, int max
     }
     if (ok && col)
         ok = (ws->col = malloc(sizeof(float) * col)) != NULL;
+    size_t scratch = model_infer_scratch(m, 1);
+    ws->threads = 1;
+    if (ok && scratch)
+        ok = (ws->scratch = malloc(sizeof(float) * scratch)) != NULL;
     if (ok && training)
         ok = (ws->grad[0] = malloc(sizeof(float) * widest * (size_t)max_batch)) &&
              (ws->grad[1] = malloc(sizeof(float) * widest * (size_t)max_batch));
@@ -595,6 +625,21 @@ int aec_workspace_max_batch(const aec_workspace *ws)
     return ws->max_batch;
 }
 
+aec_status aec_workspace_set_threads(aec_workspace *ws, const aec_model *m, int threads,
+                                     aec_error *err)
+{
+    if (threads < 1 || threads > 64)
+        return aec_fail(err, AEC_ERR_INVALID, "thread count %d out of range [1, 64]", threads);
+    size_t floats = model_infer_scratch(m, threads);
+    float *scratch = NULL;
+    if (floats && !(scratch = malloc(sizeof(float) * floats)))
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory for %d threads' scratch", threads);
+    free(ws->scratch);
+    ws->scratch = scratch;
+    ws->threads = threads;
+    return AEC_OK;
+}
+
 /* ---- forward ------------------------------------------------------------------------- */
 
 /* Runs layer i on n samples; train selects batch statistics for batchnorm. */
@@ -609,7 +654,10 @@ static const float *layer_forward(aec_layer *L, aec_workspace *ws, int i, const 
     case AEC_LAYER_FLATTEN:
     case AEC_LAYER_UNFLATTEN: return x;
     case AEC_LAYER_LINEAR:
-        aec_linear_forward(y, x, P[0].data, P[1].data, n, L->in_f, L->out_f);
+        if (train)
+            aec_linear_forward(y, x, P[0].data, P[1].data, n, L->in_f, L->out_f);
+        else
+            aec_linear_infer(y, x, P[0].data, P[1].data, n, L->in_f, L->out_f, ws->threads);
         break;
     case AEC_LAYER_RELU: aec_relu_forward(y, x, count); break;
     case AEC_LAYER_SIGMOID: aec_sigmoid_forward(y, x, count); break;
@@ -625,12 +673,22 @@ static const float *layer_forward(aec_layer *L, aec_workspace *ws, int i, const 
         break;
     }
     case AEC_LAYER_CONV2D:
-        aec_conv2d_forward(y, ws->col, x, P[0].data, P[1].data, n, in->c, in->h, in->w, L->out_f,
-                           L->kernel, L->stride, L->padding);
+        if (train)
+            aec_conv2d_forward(y, ws->col, x, P[0].data, P[1].data, n, in->c, in->h, in->w,
+                               L->out_f, L->kernel, L->stride, L->padding);
+        else
+            aec_conv2d_infer(y, ws->scratch, x, P[0].data, P[1].data, n, in->c, in->h, in->w,
+                             L->out_f, L->kernel, L->stride, L->padding, ws->threads);
         break;
     case AEC_LAYER_CONV_TRANSPOSE2D:
-        aec_conv_transpose2d_forward(y, ws->col, x, P[0].data, P[1].data, n, in->c, in->h, in->w,
-                                     L->out_f, L->kernel, L->stride, L->padding, L->output_padding);
+        if (train)
+            aec_conv_transpose2d_forward(y, ws->col, x, P[0].data, P[1].data, n, in->c, in->h,
+                                         in->w, L->out_f, L->kernel, L->stride, L->padding,
+                                         L->output_padding);
+        else
+            aec_conv_transpose2d_infer(y, ws->scratch, x, P[0].data, P[1].data, n, in->c, in->h,
+                                       in->w, L->out_f, L->kernel, L->stride, L->padding,
+                                       L->output_padding, ws->threads);
         break;
     }
     return y;

@@ -243,6 +243,8 @@ aec_status aecd_batcher_create(aecd_batcher **out, const aec_model *m,
     b->output_count = aec_model_output_count(m);
     aec_status st = aec_workspace_create(&b->ws, m, opts->max_batch, 0, err);
     if (st == AEC_OK)
+        st = aec_workspace_set_threads(b->ws, m, opts->threads > 0 ? opts->threads : 1, err);
+    if (st == AEC_OK)
         st = alloc_buffers(b, err);
     if (st == AEC_OK)
         st = init_sync(b, err);

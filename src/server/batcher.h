@@ -51,6 +51,7 @@ typedef struct {
     int max_batch;
     long batch_timeout_us;
     int queue_size;
+    int threads; /* threads of one model pass (the answer is the same for any count) */
 } aecd_batcher_opts;
 
 typedef struct aecd_batcher aecd_batcher;

@@ -85,7 +85,7 @@ static const opt_spec k_opts[] = {
      "requests waiting for a worker, and jobs waiting for the model;"
      " beyond it: 503 [256]"},
     {"blas-threads", "AEC_BLAS_THREADS", OPT_INT, OFF(blas_threads), 1, 256, "N",
-     "OpenBLAS threads of the model pass [cores]"},
+     "threads of one model pass (any count gives the same answers) [cores]"},
     {"check-health", NULL, OPT_STR, OFF(check_health_url), 0, 0, "URL",
      "client mode: GET a loopback URL, exit 0 if it answers 200, else 1"},
 };

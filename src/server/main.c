@@ -164,6 +164,7 @@ static int start_engine(aecd_server *srv)
         .max_batch = cfg->max_batch,
         .batch_timeout_us = cfg->batch_timeout_us,
         .queue_size = cfg->queue_size,
+        .threads = cfg->blas_threads,
     };
     if (aecd_batcher_create(&srv->batcher, srv->model, &bo, srv->metrics, &err) != AEC_OK) {
         fprintf(stderr, "aecd: %s\n", err.msg);
