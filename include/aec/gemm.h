@@ -9,7 +9,9 @@
  *
  * Here each output element is defined as one exact sequence of IEEE-754
  * single-precision operations, whatever the shape of the call, the block the
- * element falls in, the thread that computes it or the CPU:
+ * element falls in, the thread that computes it or the CPU. Two forms: the
+ * dot form (linear layers, below) and the sequential form (convolutions,
+ * aec_gemm_seq). The dot form:
  *
  *     lane[l] = 0                               for l = 0..7
  *     for each chunk of 8 along k (the last one padded with zeros):
@@ -40,5 +42,15 @@ void aec_gemm_fixed(float *c, size_t ldc_i, size_t ldc_j, const float *a, size_t
 void aec_gemm_fixed_parallel(float *c, size_t ldc_i, size_t ldc_j, const float *a, size_t lda,
                              const float *b, size_t ldb, const float *bias, int m, int n, int k,
                              int threads);
+
+/* The sequential form, for convolutions (lanes over pixels, no reduction):
+ *
+ *     s = 0; for p = 0..k-1: s = s + a[i, p] * b[p, j];   c = s + bias[i]
+ *
+ * c[i*ldc + j] for i < m, j < n; a[i, p] is a[i*a_si + p*a_sp] (so a
+ * transposed weight needs no copy), b[p, j] is b[p*ldb + j]. bias may be
+ * NULL. Single-threaded; any split of rows or columns gives the same bits. */
+void aec_gemm_seq(float *c, size_t ldc, const float *a, size_t a_si, size_t a_sp, const float *b,
+                  size_t ldb, const float *bias, int m, int n, int k);
 
 #endif

@@ -73,8 +73,8 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
 
 /* ---- inference with a fixed order of operations ------------------------------
  * What serving runs. Each output is the same bits whatever the batch size n,
- * the thread count or the CPU (every product is aec_gemm_fixed, see
- * aec/gemm.h). threads > 1 splits samples (and bands of rows) over threads.
+ * the thread count or the CPU (every product is one of the fixed-order
+ * forms of aec/gemm.h). threads > 1 splits samples (and bands of rows) over threads.
  * scratch is *_infer_scratch(..., threads) floats; nothing is allocated. */
 void aec_linear_infer(float *out, const float *inp, const float *weight, const float *bias, int n,
                       int in_f, int out_f, int threads);

@@ -161,6 +161,96 @@ void aec_gemm_fixed(float *c, size_t ldc_i, size_t ldc_j, const float *a, size_t
     }
 }
 
+/* ---- the sequential form: c[i, j] = bias[i] + (((0 + a[i,0] b[0,j]) + a[i,1] b[1,j]) + ...) --
+ * Lanes run over j (8 neighbouring columns at once), so each element is a
+ * plain running sum over p in order: no reduction at the end. Register
+ * block: 4 rows x 16 columns (8 accumulators). */
+
+#define SEQ_A(i, p) a[(size_t)(i)*a_si + (size_t)(p)*a_sp]
+
+static inline __attribute__((always_inline)) void
+seq_block_4x16(float *c, size_t ldc, const float *a, size_t a_si, size_t a_sp, const float *b,
+               size_t ldb, const float *bias, int i, int j, int k)
+{
+    v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    const float *bj = b + j;
+    for (int p = 0; p < k; p++) {
+        v8 x0 = load8(bj + (size_t)p * ldb), x1 = load8(bj + (size_t)p * ldb + 8);
+        float w0 = SEQ_A(i, p), w1 = SEQ_A(i + 1, p), w2 = SEQ_A(i + 2, p), w3 = SEQ_A(i + 3, p);
+        c00 = c00 + x0 * w0, c01 = c01 + x1 * w0;
+        c10 = c10 + x0 * w1, c11 = c11 + x1 * w1;
+        c20 = c20 + x0 * w2, c21 = c21 + x1 * w2;
+        c30 = c30 + x0 * w3, c31 = c31 + x1 * w3;
+    }
+    v8 acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    for (int r = 0; r < 4; r++) {
+        float bv = bias ? bias[i + r] : 0.0f;
+        v8 lo = acc[2 * r], hi = acc[2 * r + 1];
+        if (bias)
+            lo = lo + bv, hi = hi + bv;
+        memcpy(c + (size_t)(i + r) * ldc + j, &lo, sizeof lo);
+        memcpy(c + (size_t)(i + r) * ldc + j + 8, &hi, sizeof hi);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+seq_block_1x16(float *c, size_t ldc, const float *a, size_t a_si, size_t a_sp, const float *b,
+               size_t ldb, const float *bias, int i, int j, int k)
+{
+    v8 c0 = {0}, c1 = {0};
+    const float *bj = b + j;
+    for (int p = 0; p < k; p++) {
+        float w = SEQ_A(i, p);
+        c0 = c0 + load8(bj + (size_t)p * ldb) * w;
+        c1 = c1 + load8(bj + (size_t)p * ldb + 8) * w;
+    }
+    if (bias)
+        c0 = c0 + bias[i], c1 = c1 + bias[i];
+    memcpy(c + (size_t)i * ldc + j, &c0, sizeof c0);
+    memcpy(c + (size_t)i * ldc + j + 8, &c1, sizeof c1);
+}
+
+/* One element: the reference sequence. */
+static inline __attribute__((always_inline)) float
+seq_one(const float *a, size_t a_si, size_t a_sp, const float *b, size_t ldb, int i, int j, int k)
+{
+    float s = 0.0f;
+    for (int p = 0; p < k; p++)
+        s = s + SEQ_A(i, p) * b[(size_t)p * ldb + j];
+    return s;
+}
+
+/* Rows [i0, i1) against columns [j0, j1). */
+__attribute__((target_clones("avx2", "default"))) static void
+seq_tile(float *c, size_t ldc, const float *a, size_t a_si, size_t a_sp, const float *b, size_t ldb,
+         const float *bias, int i0, int i1, int j0, int j1, int k)
+{
+    int j16 = j0 + ((j1 - j0) & ~15);
+    for (int j = j0; j < j16; j += 16) {
+        int i = i0;
+        for (; i + 4 <= i1; i += 4)
+            seq_block_4x16(c, ldc, a, a_si, a_sp, b, ldb, bias, i, j, k);
+        for (; i < i1; i++)
+            seq_block_1x16(c, ldc, a, a_si, a_sp, b, ldb, bias, i, j, k);
+    }
+    for (int i = i0; i < i1; i++)
+        for (int j = j16; j < j1; j++) {
+            float s = seq_one(a, a_si, a_sp, b, ldb, i, j, k);
+            c[(size_t)i * ldc + j] = bias ? s + bias[i] : s;
+        }
+}
+
+#define SEQ_TILE_J 256 /* columns per tile: b's tile of k rows stays in cache */
+
+void aec_gemm_seq(float *c, size_t ldc, const float *a, size_t a_si, size_t a_sp, const float *b,
+                  size_t ldb, const float *bias, int m, int n, int k)
+{
+    for (int j0 = 0; j0 < n; j0 += SEQ_TILE_J) {
+        int j1 = n - j0 < SEQ_TILE_J ? n : j0 + SEQ_TILE_J;
+        seq_tile(c, ldc, a, a_si, a_sp, b, ldb, bias, 0, m, j0, j1, k);
+    }
+}
+
 /* ---- threads: each takes a contiguous range of columns (j) or rows (i) ---- */
 
 typedef struct {

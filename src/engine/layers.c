@@ -597,14 +597,15 @@ void aec_conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, fl
 }
 
 /* ---- inference: fixed order of operations ------------------------------------------ *
- * The serving path. Every product goes through aec_gemm_fixed, whose bits do
- * not depend on the shape of the call, the thread or the CPU, so a sample's
+ * The serving path. Every product goes through aec/gemm.h (the dot form for
+ * linear layers, the sequential form for convolutions), whose bits do not
+ * depend on the shape of the call, the thread or the CPU, so a sample's
  * output is the same in any batch and on any machine. The work is split into
  * units (samples, or bands of output rows of a sample); thread t uses slice t
  * of the caller's scratch. No allocation, no global setting. */
 
 /* Output rows per band of a convolution: about BAND_FLOATS floats of
- * pixel-major columns, at least one row. */
+ * columns, at least one row. */
 #define BAND_FLOATS (1 << 16)
 
 static int band_rows(int ow, int ckk, int oh)
@@ -616,30 +617,38 @@ static int band_rows(int ow, int ckk, int oh)
     return r > (size_t)oh ? oh : (int)r;
 }
 
-/* rows[(oy - oy0) * ow + ox, (c, ky, kx)] = inp[c, oy*s - p + ky, ox*s - p + kx]
- * (0 outside): im2col with one row per output pixel, for output rows [oy0, oy1). */
-static void im2row(float *rows, const float *inp, int c, int h, int w, int k, int s, int p, int oy0,
-                   int oy1, int ow)
+/* im2col for output rows [oy0, oy1) only:
+ * col[(c,ky,kx), (oy - oy0)*ow + ox] = inp[c, oy*s - p + ky, ox*s - p + kx] (0 outside). */
+static void im2col_band(float *col, const float *inp, int c, int h, int w, int k, int s, int p,
+                        int oy0, int oy1, int ow)
 {
-    size_t ckk = (size_t)c * k * k;
-    for (int oy = oy0; oy < oy1; oy++)
-        for (int ox = 0; ox < ow; ox++) {
-            float *r = rows + ((size_t)(oy - oy0) * ow + ox) * ckk;
-            for (int ch = 0; ch < c; ch++)
-                for (int ky = 0; ky < k; ky++) {
-                    float *d = r + ((size_t)ch * k + ky) * k;
+    size_t np = (size_t)(oy1 - oy0) * ow;
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((size_t)(ch * k + ky) * k + kx) * np;
+                int lo, hi;
+                valid_range(kx, s, p, w, ow, &lo, &hi);
+                int shift = kx - p;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *dst = row + (size_t)(oy - oy0) * ow;
                     int iy = oy * s - p + ky;
                     if (iy < 0 || iy >= h) {
-                        memset(d, 0, sizeof(float) * (size_t)k);
+                        memset(dst, 0, sizeof(float) * (size_t)ow);
                         continue;
                     }
                     const float *src = inp + ((size_t)ch * h + iy) * w;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * s - p + kx;
-                        d[kx] = ix >= 0 && ix < w ? src[ix] : 0.0f;
-                    }
+                    for (int ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (s == 1 && hi > lo)
+                        memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * s + shift];
+                    for (int ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
                 }
-        }
+            }
 }
 
 void aec_linear_infer(float *out, const float *inp, const float *weight, const float *bias, int n,
@@ -669,17 +678,24 @@ static void conv2d_infer_range(void *ctx, int t, long begin, long end)
     const infer_job *q = ctx;
     const conv_job *j = &q->g;
     int ckk = j->cin * j->k * j->k, ohw = j->oh * j->ow;
-    float *rows = q->scratch + (size_t)t * q->slice;
+    int pointwise = is_pointwise(j->k, j->stride, j->pad);
+    float *col = q->scratch + (size_t)t * q->slice;
     for (long u = begin; u < end; u++) {
         long i = u / q->bands;
         int oy0 = (int)(u % q->bands) * q->rows;
         int oy1 = oy0 + q->rows < j->oh ? oy0 + q->rows : j->oh;
+        int np = (oy1 - oy0) * j->ow;
         const float *x = j->inp + (size_t)i * j->cin * j->h * j->w;
         float *y = j->out + (size_t)i * j->cout * ohw + (size_t)oy0 * j->ow;
-        im2row(rows, x, j->cin, j->h, j->w, j->k, j->stride, j->pad, oy0, oy1, j->ow);
-        /* y[co, p] = bias[co] + dot(rows[p, :], weight[co, :]) */
-        aec_gemm_fixed(y, 1, (size_t)ohw, rows, (size_t)ckk, j->weight, (size_t)ckk, j->bias,
-                       (oy1 - oy0) * j->ow, j->cout, ckk);
+        const float *cols = x + (size_t)oy0 * j->ow;
+        size_t ldb = (size_t)ohw;
+        if (!pointwise) {
+            im2col_band(col, x, j->cin, j->h, j->w, j->k, j->stride, j->pad, oy0, oy1, j->ow);
+            cols = col, ldb = (size_t)np;
+        }
+        /* y[co, p] = bias[co] + sum over (c,ky,kx) in order of weight[co, .] * cols[., p] */
+        aec_gemm_seq(y, (size_t)ohw, j->weight, (size_t)ckk, 1, cols, ldb, j->bias, j->cout, np,
+                     ckk);
     }
 }
 
@@ -695,35 +711,48 @@ void aec_conv2d_infer(float *out, float *scratch, const float *inp, const float 
     aec_parallel_range(threads, (long)n * q.bands, conv2d_infer_range, &q);
 }
 
-/* Shared: the weight as [cout*k*k, cin]. Per thread: the input as [h*w, cin]
- * and the columns [cout*k*k, h*w]. */
+/* Per thread: the columns [cout*k*k, h*w] of one sample. */
 size_t aec_conv_transpose2d_infer_scratch(int cin, int h, int w, int cout, int k, int threads)
 {
-    size_t hw = (size_t)h * w, ckk = (size_t)cout * k * k;
-    return ckk * cin + (size_t)threads * (hw * cin + ckk * hw);
+    (void)cin;
+    return (size_t)threads * cout * k * k * h * w;
+}
+
+/* col[r, p] = sum over ci in order of weight[ci, r] * x[ci, p] for rows
+ * [r0, r1) of the columns, r = (co, ky, kx). */
+static void conv_t_columns(const conv_job *j, float *col, const float *x, int r0, int r1)
+{
+    int hw = j->h * j->w, ckk = j->cout * j->k * j->k;
+    aec_gemm_seq(col + (size_t)r0 * hw, (size_t)hw, j->weight + r0, 1, (size_t)ckk, x, (size_t)hw,
+                 NULL, r1 - r0, hw, j->cin);
+}
+
+static void conv_t_finish(const conv_job *j, float *y, const float *col)
+{
+    int ohw = j->oh * j->ow;
+    memset(y, 0, sizeof(float) * (size_t)j->cout * ohw);
+    col2im_add(y, col, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
+    add_channel_bias(y, j->bias, j->cout, ohw);
 }
 
 static void conv_t_infer_range(void *ctx, int t, long begin, long end)
 {
     const infer_job *q = ctx;
     const conv_job *j = &q->g;
-    size_t hw = (size_t)j->h * j->w, ckk = (size_t)j->cout * j->k * j->k,
-           ohw = (size_t)j->oh * j->ow;
-    const float *wt = q->scratch;
-    float *xt = q->scratch + ckk * j->cin + (size_t)t * q->slice, *col = xt + hw * j->cin;
+    size_t hw = (size_t)j->h * j->w, ohw = (size_t)j->oh * j->ow;
+    float *col = q->scratch + (size_t)t * q->slice;
     for (long i = begin; i < end; i++) {
-        const float *x = j->inp + (size_t)i * j->cin * hw;
-        float *y = j->out + (size_t)i * j->cout * ohw;
-        for (int c = 0; c < j->cin; c++)
-            for (size_t p = 0; p < hw; p++)
-                xt[p * j->cin + c] = x[(size_t)c * hw + p];
-        /* col[r, p] = dot(wt[r, :], xt[p, :]) */
-        aec_gemm_fixed(col, hw, 1, wt, (size_t)j->cin, xt, (size_t)j->cin, NULL, (int)ckk, (int)hw,
-                       j->cin);
-        memset(y, 0, sizeof(float) * (size_t)j->cout * ohw);
-        col2im_add(y, col, j->cout, j->oh, j->ow, j->k, j->stride, j->pad, j->h, j->w);
-        add_channel_bias(y, j->bias, j->cout, (int)ohw);
+        conv_t_columns(j, col, j->inp + (size_t)i * j->cin * hw, 0, j->cout * j->k * j->k);
+        conv_t_finish(j, j->out + (size_t)i * j->cout * ohw, col);
     }
+}
+
+/* One sample on several threads: each computes a range of column rows. */
+static void conv_t_rows_range(void *ctx, int t, long begin, long end)
+{
+    const infer_job *q = ctx;
+    (void)t;
+    conv_t_columns(&q->g, q->scratch, q->g.inp, (int)begin, (int)end);
 }
 
 void aec_conv_transpose2d_infer(float *out, float *scratch, const float *inp, const float *weight,
@@ -733,12 +762,17 @@ void aec_conv_transpose2d_infer(float *out, float *scratch, const float *inp, co
     infer_job q = {.g = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1),
                    .scratch = scratch};
     q.g.inp = inp, q.g.weight = weight, q.g.bias = bias, q.g.out = out;
-    size_t ckk = (size_t)cout * k * k;
-    q.slice = aec_conv_transpose2d_infer_scratch(cin, h, w, cout, k, 1) - ckk * cin;
-    for (int c = 0; c < cin; c++)
-        for (size_t r = 0; r < ckk; r++)
-            scratch[r * cin + c] = weight[(size_t)c * ckk + r];
-    aec_parallel_range(threads, n, conv_t_infer_range, &q);
+    q.slice = aec_conv_transpose2d_infer_scratch(cin, h, w, cout, k, 1);
+    if (n >= threads) {
+        aec_parallel_range(threads, n, conv_t_infer_range, &q);
+        return;
+    }
+    size_t hw = (size_t)h * w, ohw = (size_t)q.g.oh * q.g.ow;
+    for (int i = 0; i < n; i++) {
+        q.g.inp = inp + (size_t)i * cin * hw;
+        aec_parallel_range(threads, (long)cout * k * k, conv_t_rows_range, &q);
+        conv_t_finish(&q.g, out + (size_t)i * cout * ohw, scratch);
+    }
 }
 
 /* ---- loss ------------------------------------------------------------------------- */

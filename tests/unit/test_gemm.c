@@ -4,8 +4,8 @@
  * sample is the same bits whatever batch it is in and however many threads
  * run it.
  *
- * The reference below is the specification written as plain scalar C, one
- * operation at a time: on any CPU the kernel (whichever clone the CPU picks)
+ * The references below are the specifications of both forms written as plain
+ * scalar C, one operation at a time: on any CPU the kernel (whichever clone the CPU picks)
  * must match it bit for bit, which is what makes streams portable.
  */
 #include <math.h>
@@ -95,6 +95,60 @@ static void test_matches_reference(void)
             }
     CHECK(good == cases, "%d of %d shapes match the reference bit for bit", good, cases);
     CHECK(good_t == cases, "%d of %d shapes match it on 2-5 threads", good_t, cases);
+}
+
+/* The sequential form: a plain running sum in order, then the bias. */
+static void test_seq_matches_reference(void)
+{
+    static const int ms[] = {1, 3, 4, 5, 9}, ns[] = {1, 7, 8, 15, 16, 17, 33, 300},
+                     ks[] = {1, 2, 9, 27, 100};
+    uint64_t rng = 3;
+    int cases = 0, good = 0, split_ok = 1;
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+                int m = ms[mi], n = ns[ni], k = ks[ki];
+                int transposed = (int)(cases % 2); /* a as [m, k] or as [k, m] */
+                size_t a_si = transposed ? 1 : (size_t)k, a_sp = transposed ? (size_t)m : 1;
+                size_t ldb = (size_t)n + (size_t)(ki % 2), ldc = (size_t)n + 1;
+                float *a = malloc(sizeof(float) * (size_t)m * k);
+                float *b = malloc(sizeof(float) * (size_t)k * ldb);
+                float *bias = malloc(sizeof(float) * (size_t)m);
+                float *c = malloc(sizeof(float) * (size_t)m * ldc);
+                float *want = malloc(sizeof(float) * (size_t)m * ldc);
+                REQUIRE(a && b && bias && c && want, "oom");
+                fill(a, (size_t)m * k, &rng);
+                fill(b, (size_t)k * ldb, &rng);
+                fill(bias, (size_t)m, &rng);
+                int with_bias = (int)(cases / 2 % 2);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        volatile float acc = 0.0f;
+                        for (int p = 0; p < k; p++) {
+                            volatile float prod = a[i * a_si + p * a_sp] * b[p * ldb + j];
+                            acc = acc + prod;
+                        }
+                        want[i * ldc + j] = with_bias ? acc + bias[i] : acc;
+                    }
+                aec_gemm_seq(c, ldc, a, a_si, a_sp, b, ldb, with_bias ? bias : NULL, m, n, k);
+                int ok = 1;
+                for (int i = 0; i < m; i++)
+                    ok &= same_bits(c + i * ldc, want + i * ldc, (size_t)n);
+                good += ok;
+                /* the columns in pieces of 5 and the rows one at a time */
+                memset(c, 0, sizeof(float) * (size_t)m * ldc);
+                for (int i = 0; i < m; i++)
+                    for (int j0 = 0; j0 < n; j0 += 5)
+                        aec_gemm_seq(c + i * ldc + j0, ldc, a + i * a_si, a_si, a_sp, b + j0, ldb,
+                                     with_bias ? bias + i : NULL, 1, n - j0 < 5 ? n - j0 : 5, k);
+                for (int i = 0; i < m; i++)
+                    split_ok &= same_bits(c + i * ldc, want + i * ldc, (size_t)n);
+                cases++;
+                free(a), free(b), free(bias), free(c), free(want);
+            }
+    CHECK(good == cases, "sequential form: %d of %d shapes match the reference bit for bit", good,
+          cases);
+    CHECK(split_ok, "sequential form: rows alone and columns in pieces give the same bits");
 }
 
 /* A row computed alone, or a block of columns computed alone, is the same
@@ -229,6 +283,7 @@ static void test_sigmoid_accuracy(void)
 int main(void)
 {
     test_matches_reference();
+    test_seq_matches_reference();
     test_block_position();
     check_model("mlp", MLP, 5);
     check_model("conv", CONV, 3);
