@@ -573,9 +573,9 @@ for tag, path, c, h, w in models:
     print("### roofline\n")
     if rates:
         head = open(f"{out}/{tag}.roofline.txt").readline()
-        bt = re.search(r"BLAS threads (\d+)", head)
-        print(f"in-process encode (build/bench/aec-bench-encode, images already at the model size, "
-              f"BLAS threads {bt.group(1) if bt else '?'}): " +
+        bt = re.search(r"(\d+) threads", head)
+        print(f"in-process encode (build/bench/aec-bench-encode, the serving path, images already "
+              f"at the model size, {bt.group(1) if bt else '?'} threads): " +
               ", ".join(f"batch {b}: {v:.0f}/s" for b, v in sorted(rates.items())))
     if served and rates:
         fr = [f"{served['rps'] / rates[b]:.0%} of batch {b}" for b in (32, 64) if b in rates]
