@@ -20,7 +20,7 @@
 
 /* The helpers below pass 32-byte vectors by value; they are always inlined,
  * so no call ever crosses an ABI boundary with them. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 

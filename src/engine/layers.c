@@ -263,36 +263,15 @@ static void valid_range(int kx, int s, int p, int w, int ow, int *lo, int *hi)
         *hi = *lo;
 }
 
-/* col[(c,ky,kx), (oy,ox)] = inp[c, oy*s - p + ky, ox*s - p + kx] (0 outside) */
+/* col[(c,ky,kx), (oy,ox)] = inp[c, oy*s - p + ky, ox*s - p + kx] (0 outside):
+ * every output row is one band (im2col_band, below). */
+static void im2col_band(float *col, const float *inp, int c, int h, int w, int k, int s, int p,
+                        int oy0, int oy1, int ow);
+
 static void im2col(float *col, const float *inp, int c, int h, int w, int k, int s, int p, int oh,
                    int ow)
 {
-    for (int ch = 0; ch < c; ch++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float *row = col + ((size_t)(ch * k + ky) * k + kx) * oh * ow;
-                int lo, hi;
-                valid_range(kx, s, p, w, ow, &lo, &hi);
-                for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * s - p + ky;
-                    float *dst = row + (size_t)oy * ow;
-                    if (iy < 0 || iy >= h) {
-                        memset(dst, 0, sizeof(float) * (size_t)ow);
-                        continue;
-                    }
-                    const float *src = inp + ((size_t)ch * h + iy) * w;
-                    int shift = kx - p; /* input column = ox * s + shift */
-                    for (int ox = 0; ox < lo; ox++)
-                        dst[ox] = 0.0f;
-                    if (s == 1 && hi > lo)
-                        memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
-                    else
-                        for (int ox = lo; ox < hi; ox++)
-                            dst[ox] = src[ox * s + shift];
-                    for (int ox = hi; ox < ow; ox++)
-                        dst[ox] = 0.0f;
-                }
-            }
+    im2col_band(col, inp, c, h, w, k, s, p, 0, oh, ow);
 }
 
 /* The adjoint of im2col: out[c, oy*s-p+ky, ox*s-p+kx] += col[(c,ky,kx),(oy,ox)] */
