@@ -1,8 +1,8 @@
 # aec: the aecd REST daemon and the aec-train trainer in one small image.
 #
 #   docker build -t aec .
-#   docker run -p 8080:8080 aec                       # serves /models/default.safetensors
-#   docker run -p 8080:8080 -v "$PWD/models:/models" -e AEC_MODEL=/models/x.safetensors aec
+#   docker run -p 8080:8080 aec                       # serves every model in /models
+#   docker run -p 8080:8080 -v "$PWD/models:/models" aec   # your folder; docker kill -s HUP reloads it
 #   docker run -v "$PWD/photos:/data" -v "$PWD/models:/models" aec \
 #       aec-train --data /data --out /models/x.safetensors
 #
@@ -37,10 +37,10 @@ COPY bench/ bench/
 COPY tests/ tests/
 
 ARG AEC_JOBS=2
-# aecd's built-in default model path is where the runtime stage puts it;
-# AEC_MODEL (set below) says the same and can be overridden at `docker run`.
+# aecd's built-in default model folder is where the runtime stage puts it;
+# AEC_MODELS (set below) says the same and can be overridden at `docker run`.
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
-      -DAEC_DEFAULT_MODEL=/models/default.safetensors \
+      -DAEC_DEFAULT_MODELS=/models \
       -DAEC_SHARED_DIR=/nonexistent/shared \
  && cmake --build build -j "$AEC_JOBS"
 
@@ -74,12 +74,12 @@ COPY --from=build /opt/aec/bin/aecd /opt/aec/bin/aec-train /usr/local/bin/
 RUN for b in /usr/local/bin/aecd /usr/local/bin/aec-train; do \
       if ldd "$b" | grep 'not found'; then echo "$b: runtime library missing" >&2; exit 1; fi; \
     done
-# The shipped model. A model from the host: -v "$PWD/models:/models"
-# (this hides the baked one) and -e AEC_MODEL=/models/NAME.safetensors.
+# The shipped models. A folder from the host: -v "$PWD/models:/models"
+# (this hides the baked ones); -e AEC_DEFAULT_MODEL=NAME picks the default.
 COPY models/ /models/
 
 ENV AEC_HOST=0.0.0.0 \
-    AEC_MODEL=/models/default.safetensors
+    AEC_MODELS=/models
 USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM

@@ -56,6 +56,10 @@ aec_status aec_codec_decode(const aec_codec *c, const uint8_t *buf, size_t len, 
                             aec_error *err);
 /* Does buf start like a version-2 stream? */
 int aec_codec_is_stream(const uint8_t *buf, size_t len);
+/* The model tag a stream carries (1), or 0 if buf is too short or not a
+ * stream; and the tag of this coder's streams, to find the model of one. */
+int aec_codec_stream_tag(const uint8_t *buf, size_t len, uint16_t *tag);
+uint16_t aec_codec_tag(const aec_codec *c);
 
 /* ---- building the tables (aec-train) ----------------------------------------
  * add() counts the rounded symbols of n latents; finish() turns the counts

@@ -40,6 +40,10 @@ const char *aec_latent_dtype_name(aec_latent_dtype dt);
 aec_status aec_latent_pack(const float *values, uint32_t dim, uint64_t model_hash,
                            aec_latent_dtype dtype, uint8_t **out, size_t *out_len, aec_error *err);
 
+/* The model id hash a binary latent carries (1), or 0 if buf is too short
+ * or does not start with the magic. */
+int aec_latent_model_hash(const uint8_t *buf, size_t len, uint64_t *hash);
+
 /* Unpacks into values (expect_dim floats). AEC_ERR_FORMAT for a malformed
  * buffer, AEC_ERR_MISMATCH for another model's hash or a wrong dim. */
 aec_status aec_latent_unpack(const uint8_t *buf, size_t len, uint32_t expect_dim,

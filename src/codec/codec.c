@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aec/hash.h"
+
 #include "rangecoder.h"
 
 #define TOTAL (1u << AEC_CODEC_PRECISION)
@@ -43,13 +45,8 @@ static void latent_layout(const aec_model *m, int *channels, int *spatial)
  * a stream is refused by a model with other weights or other tables. */
 static uint16_t model_tag(const aec_model *m, const aec_extra_tensor *tables)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const unsigned char *p = (const unsigned char *)&m->id_hash;
-    for (size_t i = 0; i < sizeof m->id_hash; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    p = (const unsigned char *)tables->data;
-    for (size_t i = 0; i < tables->count * sizeof(float); i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
+    uint64_t h = aec_hash64(AEC_HASH64_INIT, &m->id_hash, sizeof m->id_hash);
+    h = aec_hash64(h, tables->data, tables->count * sizeof(float));
     return (uint16_t)((h >> 48) ^ (h & 0xFFFF));
 }
 
@@ -173,6 +170,19 @@ size_t aec_codec_max_bytes(const aec_codec *c)
 int aec_codec_is_stream(const uint8_t *buf, size_t len)
 {
     return len >= 1 && buf[0] == AEC_CODEC_FORMAT;
+}
+
+int aec_codec_stream_tag(const uint8_t *buf, size_t len, uint16_t *tag)
+{
+    if (len < 3 || !aec_codec_is_stream(buf, len))
+        return 0;
+    *tag = (uint16_t)(buf[1] | buf[2] << 8);
+    return 1;
+}
+
+uint16_t aec_codec_tag(const aec_codec *c)
+{
+    return c->model_tag;
 }
 
 aec_status aec_codec_encode(const aec_codec *c, const float *latent, uint8_t **out, size_t *len,

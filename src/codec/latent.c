@@ -289,3 +289,11 @@ aec_status aec_latent_unpack(const uint8_t *buf, size_t len, uint32_t expect_dim
     return unpack_values(buf + AEC_LATENT_HEADER, dim, buf[5], get_f32(buf + 20), get_f32(buf + 24),
                          values, err);
 }
+
+int aec_latent_model_hash(const uint8_t *buf, size_t len, uint64_t *hash)
+{
+    if (len < AEC_LATENT_HEADER || memcmp(buf, AEC_LATENT_MAGIC, 4) != 0)
+        return 0;
+    *hash = get_u64(buf + 12);
+    return 1;
+}

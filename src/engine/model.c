@@ -20,6 +20,7 @@
 #include <cJSON.h>
 #include <cblas.h>
 
+#include "aec/hash.h"
 #include "aec/layers.h"
 #include "parallel.h"
 
@@ -413,26 +414,16 @@ void aec_model_init_weights(aec_model *m, uint64_t seed)
     aec_model_update_id(m);
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 void aec_model_update_id(aec_model *m)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv1a(h, m->layers_json, strlen(m->layers_json));
+    uint64_t h = AEC_HASH64_INIT;
+    h = aec_hash64(h, m->layers_json, strlen(m->layers_json));
     int dims[4] = {m->latent_index, m->input.c, m->input.h, m->input.w};
-    h = fnv1a(h, dims, sizeof dims);
+    h = aec_hash64(h, dims, sizeof dims);
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i].nparams; j++) {
             const aec_param *p = &m->layers[i].params[j];
-            h = fnv1a(h, p->data, p->count * sizeof(float));
+            h = aec_hash64(h, p->data, p->count * sizeof(float));
         }
     m->id_hash = h;
     snprintf(m->id, sizeof m->id, "aec-%016llx", (unsigned long long)h);

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef AEC_DEFAULT_MODEL
-#define AEC_DEFAULT_MODEL "models/default.safetensors"
+#ifndef AEC_DEFAULT_MODELS
+#define AEC_DEFAULT_MODELS "models"
 #endif
 #ifndef AEC_VERSION
 #define AEC_VERSION "dev"
@@ -42,8 +42,13 @@ typedef struct {
 #define OFF(f) offsetof(aecd_config, f)
 
 static const opt_spec k_opts[] = {
+    {"models", "AEC_MODELS", OPT_STR, OFF(models_dir), 0, 0, "DIR",
+     "serve every NAME.safetensors in DIR as model NAME; SIGHUP or POST /v1/models/reload"
+     " rescans it [" AEC_DEFAULT_MODELS "]"},
+    {"default-model", "AEC_DEFAULT_MODEL", OPT_STR, OFF(default_model), 0, 0, "NAME",
+     "the model of requests that name none (?model=NAME) [default, else the first by name]"},
     {"model", "AEC_MODEL", OPT_STR, OFF(model_path), 0, 0, "FILE",
-     "model file (.safetensors) [" AEC_DEFAULT_MODEL "]"},
+     "serve only this model file (instead of --models)"},
     {"host", "AEC_HOST", OPT_STR, OFF(host), 0, 0, "ADDR",
      "address to listen on (IPv4 or IPv6 literal, or a name) [127.0.0.1]"},
     {"port", "AEC_PORT", OPT_INT, OFF(port), 0, 65535, "N", "TCP port; 0 picks a free one [8080]"},
@@ -251,11 +256,11 @@ static void set_defaults(aecd_config *cfg)
 
 static int default_strings(aecd_config *cfg)
 {
-    if (!cfg->model_path)
-        cfg->model_path = strdup(AEC_DEFAULT_MODEL);
+    if (!cfg->models_dir)
+        cfg->models_dir = strdup(AEC_DEFAULT_MODELS);
     if (!cfg->host)
         cfg->host = strdup("127.0.0.1");
-    if (!cfg->model_path || !cfg->host) {
+    if (!cfg->models_dir || !cfg->host) {
         fprintf(stderr, "aecd: out of memory\n");
         return -1;
     }
@@ -275,8 +280,9 @@ static int load_env(aecd_config *cfg)
 static void print_help(void)
 {
     printf("usage: aecd [options]\n"
-           "Serves an aec autoencoder model over HTTP: POST /encode, /decode, /anomaly;\n"
-           "GET /healthz, /readyz, /v1/model, /metrics.\n\n"
+           "Serves a folder of aec models over HTTP: POST /encode, /decode, /anomaly\n"
+           "(?model=NAME); GET /healthz, /readyz, /v1/models, /v1/model, /metrics;\n"
+           "POST /v1/models/reload. SIGHUP reloads the folder too.\n\n"
            "Each option may also be set by the environment variable shown; the\n"
            "command line wins.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
@@ -404,6 +410,8 @@ aecd_config_result aecd_config_load(aecd_config *cfg, int argc, char **argv)
 void aecd_config_free(aecd_config *cfg)
 {
     free(cfg->model_path);
+    free(cfg->models_dir);
+    free(cfg->default_model);
     free(cfg->host);
     free(cfg->port_file);
     if (cfg->api_key) /* do not leave the secret in freed memory */

@@ -13,9 +13,12 @@ typedef enum { AECD_LOG_LOGFMT, AECD_LOG_JSON } aecd_log_format;
 #define AECD_MAX_QUERY 2048            /* bytes of query string */
 #define AECD_MAX_OUTPUT_SIDE 4096      /* /decode ?width= / ?height= */
 #define AECD_DRAIN_SECONDS 10          /* default for --shutdown-timeout */
+#define AECD_MAX_TIMEOUT_MS 3600000L   /* a request's deadline (?timeout_ms=) */
 
 typedef struct {
-    char *model_path;
+    char *models_dir;    /* --models: the model repository */
+    char *default_model; /* --default-model NAME, or NULL */
+    char *model_path;    /* --model FILE: serve this one file instead, or NULL */
     char *host;
     int port;             /* 0 = any free port */
     char *port_file;      /* written once listening, or NULL */

@@ -46,9 +46,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aec/clock.h"
+
 #include "buf.h"
 #include "log.h"
 #include "params.h"
+#include "request.h"
 #include "routes.h"
 #include "watchdog.h"
 
@@ -57,77 +60,6 @@
 #define AECD_LISTEN_BACKLOG 511
 
 static const char k_json[] = "application/json";
-
-uint64_t aecd_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- replies ---------------------------------------------------------------- */
-
-static void set_reply(aecd_request *req, unsigned status, struct MHD_Response *resp,
-                      const char *content_type, size_t len)
-{
-    if (req->resp) /* a second reply replaces the first */
-        MHD_destroy_response(req->resp);
-    req->resp = resp;
-    req->status = status;
-    req->resp_bytes = len;
-    if (resp && content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-}
-
-void aecd_reply(aecd_request *req, unsigned status, const char *content_type, void *body,
-                size_t len)
-{
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        free(body);
-    set_reply(req, status, resp, content_type, len);
-}
-
-void aecd_reply_static(aecd_request *req, unsigned status, const char *content_type,
-                       const char *body)
-{
-    size_t len = strlen(body);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
-    set_reply(req, status, resp, content_type, len);
-}
-
-void aecd_reply_error(aecd_request *req, unsigned status, const char *code, const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(req->err_code, sizeof req->err_code, "%s", code);
-
-    aecd_buf b;
-    aecd_buf_init(&b);
-    aecd_buf_puts(&b, "{\"error\":{\"code\":");
-    aecd_buf_json_str(&b, code);
-    aecd_buf_puts(&b, ",\"message\":");
-    aecd_buf_json_str(&b, msg);
-    aecd_buf_puts(&b, "}}\n");
-    size_t len;
-    char *body = aecd_buf_steal(&b, &len);
-    if (!body) {
-        set_reply(req, status, NULL, NULL, 0);
-        return;
-    }
-    aecd_reply(req, status, k_json, body, len);
-    if (!req->resp)
-        return;
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                "Bearer realm=\"aecd\"");
-}
 
 /* When building the reply itself failed (out of memory). */
 static struct MHD_Response *fallback_reply(aecd_request *req)
@@ -155,7 +87,14 @@ static enum MHD_Result queue_reply(aecd_request *req)
         return MHD_NO; /* nothing can be sent: close */
     MHD_add_response_header(resp, "X-Request-Id", req->id);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (req->etag[0] && (req->status == MHD_HTTP_OK || req->status == MHD_HTTP_NOT_MODIFIED)) {
+        /* a model reply: the same request gets the same bytes while the model
+         * stays; after a reload it may not, so a cache revalidates */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, req->etag);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
+    } else {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
     if (req->status == MHD_HTTP_METHOD_NOT_ALLOWED && req->route)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, aecd_route_allow(req->route));
     if (atomic_load(&req->srv->draining))
@@ -163,93 +102,6 @@ static enum MHD_Result queue_reply(aecd_request *req)
     enum MHD_Result ok = MHD_queue_response(req->conn, req->status, resp);
     MHD_destroy_response(resp);
     return ok;
-}
-
-/* ---- the worker/batcher pipeline -------------------------------------------------- */
-
-/* The batcher's upstream count (batcher.h): a model request enters it when
- * it is handed to the workers (start_work) and leaves it when its job is
- * submitted, or when it fails before that (no worker queue slot, or its
- * prepare replied with an error). req->upstream makes every exit count
- * exactly once. */
-static void upstream_enter(aecd_request *req)
-{
-    req->upstream = 1;
-    aecd_batcher_admit(req->srv->batcher, req->route->kind);
-}
-
-static void upstream_leave(aecd_request *req)
-{
-    if (!req->upstream)
-        return;
-    req->upstream = 0;
-    aecd_batcher_withdraw(req->srv->batcher, req->route->kind);
-}
-
-aecd_submit_result aecd_request_submit(aecd_request *req)
-{
-    req->job.kind = req->route->kind; /* the kind upstream_enter counted */
-    req->upstream = 0;                /* the submit ends the count, whatever its result */
-    return aecd_batcher_submit(req->srv->batcher, &req->job);
-}
-
-/* Resumes the connection; req may be freed by an I/O thread right after. */
-static void resume(aecd_request *req)
-{
-    aecd_server *srv = req->srv;
-    MHD_resume_connection(req->conn);
-    atomic_fetch_sub(&srv->pipe_count, 1);
-}
-
-static aecd_request *request_of_task(aecd_task *t)
-{
-    return (aecd_request *)((char *)t - offsetof(aecd_request, task));
-}
-
-static void run_finish(aecd_task *t)
-{
-    aecd_request *req = request_of_task(t);
-    req->route->finish(req);
-    resume(req);
-}
-
-void aecd_request_job_done(aecd_job *job)
-{
-    aecd_request *req = job->ctx;
-    req->task.run = run_finish;
-    aecd_workers_continue(req->srv->workers, &req->task);
-}
-
-static void run_prepare(aecd_task *t)
-{
-    aecd_request *req = request_of_task(t);
-    if (req->route->prepare(req) == AECD_STAGE_DONE) {
-        upstream_leave(req); /* it failed before submitting, if it did not submit */
-        resume(req);
-    }
-    /* else: req belongs to the batcher now, then to run_finish */
-}
-
-static enum MHD_Result start_work(aecd_request *req)
-{
-    aecd_server *srv = req->srv;
-    req->phase = AECD_PHASE_WORKING;
-    atomic_fetch_add(&srv->pipe_count, 1);
-    MHD_suspend_connection(req->conn);
-    req->task.run = run_prepare;
-    upstream_enter(req); /* before a worker can take it and submit its job */
-    if (aecd_workers_submit(srv->workers, &req->task) == 0)
-        return MHD_YES;
-    upstream_leave(req);
-    if (atomic_load(&srv->draining))
-        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
-                         "the server is shutting down");
-    else
-        aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                         "%d requests are already waiting for a worker; retry shortly",
-                         srv->cfg->queue_size);
-    resume(req); /* called again at once, to queue the 503 */
-    return MHD_YES;
 }
 
 /* ---- header checks (first call) ------------------------------------------------------ */
@@ -338,17 +190,65 @@ static void capture_headers(aecd_request *req)
         aecd_media_type_parse(ct, &req->media); /* malformed: type "" */
     }
     req->accept_latent = accepts_latent(header(req, MHD_HTTP_HEADER_ACCEPT));
+    const char *inm = header(req, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm)
+        snprintf(req->if_none_match, sizeof req->if_none_match, "%s", inm);
+}
+
+/* The model the request names (?model=) or the default: req->ver holds a
+ * reference to its version until the request ends. 0, or -1 with the reply set. */
+static int take_model(aecd_request *req)
+{
+    char msg[512];
+    int state;
+    const char *name = req->params.model[0] ? req->params.model : NULL;
+    req->ver = aecd_registry_get(req->srv->registry, name, &state, msg, sizeof msg);
+    if (!req->ver) {
+        if (state < 0)
+            aecd_reply_error(req, MHD_HTTP_NOT_FOUND, "model_not_found", "%s", msg);
+        else if (state == AECD_MODEL_LOADING)
+            aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready", "%s", msg);
+        else
+            aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "model_unavailable", "%s", msg);
+        return -1;
+    }
+    if (req->params.dtype == AECD_DTYPE_CODED && !req->ver->codec) {
+        aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter",
+                         "dtype=coded needs a model with codec tables; model %s (%s) has none"
+                         " (train one with aec-train --lambda)",
+                         req->ver->name, req->ver->model->id);
+        return -1;
+    }
+    return 0;
+}
+
+/* The deadline: ?timeout_ms= or X-Request-Timeout-Ms (the query wins),
+ * counted from when the request arrived. 0, or -1 with the reply set. */
+static int set_deadline(aecd_request *req)
+{
+    long ms = req->params.timeout_ms;
+    const char *h = header(req, "X-Request-Timeout-Ms");
+    if (!ms && h && aecd_parse_ms(h, &ms) != 0) {
+        aecd_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request",
+                         "X-Request-Timeout-Ms must be an integer from 1 to %ld",
+                         AECD_MAX_TIMEOUT_MS);
+        return -1;
+    }
+    if (ms)
+        req->deadline_ns = req->t_start_ns + (uint64_t)ms * 1000000u;
+    return 0;
 }
 
 /* 0 if the request may proceed; -1 with the reply set. */
 static int check_headers(aecd_request *req, const char *url, const char *method)
 {
     aecd_server *srv = req->srv;
-    const aecd_route *r = aecd_route_find(url);
+    const aecd_route *r = aecd_route_find(url, req->path_arg, sizeof req->path_arg);
     if (!r) {
         aecd_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found",
                          "no endpoint at this path; the API is POST /encode, /decode,"
-                         " /anomaly and GET /healthz, /readyz, /v1/model, /metrics");
+                         " /anomaly, /v1/models/reload and GET /healthz, /readyz, /v1/models,"
+                         " /v1/models/NAME, /v1/model, /metrics");
         return -1;
     }
     req->route = r;
@@ -378,17 +278,12 @@ static int check_headers(aecd_request *req, const char *url, const char *method)
         aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "%s", msg);
         return -1;
     }
-    if (req->params.dtype == AECD_DTYPE_CODED && !req->srv->codec) {
-        aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter",
-                         "dtype=coded needs a model with codec tables; model %s has none (train"
-                         " one with aec-train --lambda)",
-                         req->srv->model->id);
+    if (set_deadline(req) != 0 || (r->uses_model && take_model(req) != 0))
         return -1;
-    }
     capture_headers(req);
     if (!r->is_post)
         return 0;
-    if (r->check(req) != 0)
+    if (r->check && r->check(req) != 0)
         return -1;
     long long cl = content_length(req);
     if (cl >= 0 && (unsigned long long)cl > req->body_limit) {
@@ -433,15 +328,6 @@ static enum MHD_Result first_call(aecd_request *req, const char *url, const char
     if (has_body(req) && (expects_continue(req) || cl > (long long)AECD_DRAIN_MAX))
         return queue_reply(req); /* MHD answers without reading the body, then closes */
     return MHD_YES;
-}
-
-void aecd_request_free_body(aecd_request *req)
-{
-    if (req->body_cap)
-        atomic_fetch_sub(&req->srv->body_bytes, req->body_cap);
-    free(req->body);
-    req->body = NULL;
-    req->body_len = req->body_cap = 0;
 }
 
 /* Grows the body buffer as bytes arrive (never to what a client merely
@@ -515,11 +401,16 @@ static enum MHD_Result final_call(aecd_request *req)
         r->respond(req);
         return queue_reply(req);
     }
-    if (req->body_len == 0) {
+    if (req->body_len == 0 && r->check) { /* a POST without a check takes no body */
         aecd_reply_error(req, MHD_HTTP_BAD_REQUEST, "empty_body", "the request body is empty");
         return queue_reply(req);
     }
-    return start_work(req);
+    if (r->uses_model && aecd_request_etag(req)) {
+        aecd_reply_static(req, MHD_HTTP_NOT_MODIFIED, NULL, "");
+        return queue_reply(req);
+    }
+    aecd_request_start(req);
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -554,7 +445,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     req->srv = srv;
     req->conn = conn;
-    req->t_start_ns = aecd_now_ns();
+    req->t_start_ns = aec_now_ns();
     req->phase = AECD_PHASE_HEADERS;
     req->endpoint = AECD_EP_OTHER;
     const char *q = strchr(uri, '?');
@@ -581,17 +472,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
 static void request_free(aecd_request *req)
 {
-    if (req->upstream) { /* a bug: every way out of the pipeline ends the count */
-        aecd_logf(AECD_LOG_ERROR, "request %s ended while counted upstream of the batcher",
-                  req->id);
-        upstream_leave(req);
-    }
-    if (req->resp)
-        MHD_destroy_response(req->resp);
+    aecd_request_release(req);
     free(req->query);
-    aecd_request_free_body(req);
-    free(req->tensor_in);
-    free(req->tensor_out);
     free(req);
 }
 
@@ -652,7 +534,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (!req->method[0]) /* the handler never ran (MHD refused the headers itself) */
         snprintf(req->method, sizeof req->method, "-");
-    uint64_t ns = aecd_now_ns() - req->t_start_ns;
+    uint64_t ns = aec_now_ns() - req->t_start_ns;
     int late = aecd_watch_expired(srv->watchdog, w);
     unsigned status = final_status(req, toe, late);
     aecd_metrics_request_end(srv->metrics, req->endpoint, status, ns);

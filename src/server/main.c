@@ -1,20 +1,18 @@
 /* main.c - aecd: options, startup, signals and orderly shutdown.
  *
- * Startup: options (exit 2 on a bad one) -> model (exit 1 if it cannot be
- * loaded) -> listening socket (exit 1 if the port is taken) -> batcher,
- * workers, HTTP daemon -> --port-file -> one "listening" log line. Nothing
- * is served before every part is ready.
+ * Startup: options (exit 2 on a bad one) -> models (exit 1 if the folder
+ * cannot be read or the default model does not load) -> listening socket (exit 1 if the port is
+ * taken) -> batcher, workers, HTTP daemon -> --port-file -> one "listening" log line. Nothing is
+ * served before every part is ready.
  *
  * Thread budget. The threads that compute are the request workers
  * (--threads, default 2 x cores: image decoding and resizing, PNG encoding)
  * and the model pass: one batcher thread calling the engine, which uses
- * --blas-threads threads (default: the number of cores; set here with
- * openblas_set_num_threads, overriding OPENBLAS_NUM_THREADS): OpenBLAS
- * threads for the dense layers, and the same number of OpenMP threads that
- * split a batch's samples in convolutions (the engine reads the count with
- * openblas_get_num_threads and sets BLAS to 1 thread meanwhile; that global
- * toggle is safe because the batcher is the only thread that runs the
- * model). The I/O
+ * --blas-threads threads (default: the number of cores), the engine's own
+ * fixed-order kernels split over that many threads (include/aec/gemm.h; the
+ * answer is the same bits for any count). OpenBLAS is set to the same count
+ * (openblas_set_num_threads, overriding OPENBLAS_NUM_THREADS) for whatever
+ * still calls it. The I/O
  * threads (--io-threads, default 2) only move bytes and answer the cheap
  * endpoints, and mostly sleep. Workers outnumber cores because they also
  * block on memory and are idle while their request is in the batcher;
@@ -28,10 +26,10 @@
  * running batch finishes, the workers drain, every connection is closed,
  * and the process exits 0.
  *
- * SIGHUP is logged and ignored: aecd does not reload its model (restart it
- * to serve a new file). The model file is read whole into memory at
- * startup, so replacing, truncating or deleting it while aecd runs changes
- * nothing that is served.
+ * SIGHUP rescans the model folder on this thread (registry.h): new and
+ * changed files load while the old versions serve, then swap in. A model
+ * file is read whole into memory when it loads, so truncating or deleting
+ * it while aecd runs changes nothing until the next reload.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +52,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "routes.h"
+#include "registry.h"
 #include "server.h"
 #include "workers.h"
 
@@ -96,23 +94,17 @@ static int install_signals(void)
     return 0;
 }
 
-/* Waits up to timeout_ms (-1: forever) for SIGTERM or SIGINT; returns it,
- * or 0. SIGHUP is logged and waited past. */
+/* Waits up to timeout_ms (-1: forever) for SIGTERM, SIGINT or SIGHUP;
+ * returns it, or 0. */
 static int wait_signal(int timeout_ms)
 {
     struct pollfd pfd = {.fd = g_sig_pipe[0], .events = POLLIN};
-    for (;;) {
-        int rc = poll(&pfd, 1, timeout_ms);
-        if (rc <= 0)
-            return 0;
-        unsigned char b = 0;
-        if (read(g_sig_pipe[0], &b, 1) != 1)
-            return 0;
-        if (b != SIGHUP)
-            return b;
-        aecd_logf(AECD_LOG_WARN, "SIGHUP ignored: aecd does not reload its model;"
-                                 " restart it to serve a new model file");
-    }
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    unsigned char b = 0;
+    if (read(g_sig_pipe[0], &b, 1) != 1)
+        return 0;
+    return b;
 }
 
 /* ---- startup ------------------------------------------------------------------------------ */
@@ -129,31 +121,32 @@ static uint64_t random_salt(void)
     return v ^ ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 }
 
-static int load_model(aecd_server *srv)
+static int load_models(aecd_server *srv)
 {
-    const aecd_config *cfg = srv->cfg;
     aec_error err = {{0}};
-    if (aec_model_load(&srv->model, cfg->model_path, &err) != AEC_OK) {
-        fprintf(stderr, "aecd: cannot load the model: %s\n", err.msg);
-        return -1;
-    }
-    const aec_model *m = srv->model;
-    if (aec_model_output_count(m) != aec_model_input_count(m)) {
-        fprintf(stderr,
-                "aecd: %s: the model's output (%zu values) is not an image of its input"
-                " shape (%zu values)\n",
-                cfg->model_path, aec_model_output_count(m), aec_model_input_count(m));
-        return -1;
-    }
-    if (aec_anomaly_calib_from_model(m, &srv->calib, &err) != AEC_OK) {
-        fprintf(stderr, "aecd: %s: anomaly calibration: %s\n", cfg->model_path, err.msg);
-        return -1;
-    }
-    if (aec_model_has_codec(m) && aec_codec_create(&srv->codec, m, &err) != AEC_OK) {
-        fprintf(stderr, "aecd: %s: codec tables: %s\n", cfg->model_path, err.msg);
+    if (aecd_registry_create(&srv->registry, srv->cfg, &err) != AEC_OK) {
+        fprintf(stderr, "aecd: cannot serve the models: %s\n", err.msg);
         return -1;
     }
     return 0;
+}
+
+/* SIGHUP: rescan the model folder (registry.h), on this thread. */
+static void reload_models(aecd_server *srv)
+{
+    aecd_reload_report rep;
+    aec_error err = {{0}};
+    if (aecd_registry_reload(srv->registry, &rep, &err) != AEC_OK) {
+        aecd_logf(AECD_LOG_ERROR, "reload: %s", err.msg);
+        return;
+    }
+    aecd_logline l;
+    aecd_log_begin(&l, rep.failed ? AECD_LOG_WARN : AECD_LOG_INFO, "models reloaded");
+    aecd_log_int(&l, "loaded", rep.loaded);
+    aecd_log_int(&l, "failed", rep.failed);
+    aecd_log_int(&l, "removed", rep.removed);
+    aecd_log_int(&l, "unchanged", rep.unchanged);
+    aecd_log_end(&l);
 }
 
 static int start_engine(aecd_server *srv)
@@ -164,9 +157,8 @@ static int start_engine(aecd_server *srv)
         .max_batch = cfg->max_batch,
         .batch_timeout_us = cfg->batch_timeout_us,
         .queue_size = cfg->queue_size,
-        .threads = cfg->blas_threads,
     };
-    if (aecd_batcher_create(&srv->batcher, srv->model, &bo, srv->metrics, &err) != AEC_OK) {
+    if (aecd_batcher_create(&srv->batcher, &bo, srv->metrics, &err) != AEC_OK) {
         fprintf(stderr, "aecd: %s\n", err.msg);
         return -1;
     }
@@ -198,8 +190,10 @@ static int write_port_file(const char *path, int port)
 static void log_started(const aecd_server *srv, int port)
 {
     const aecd_config *cfg = srv->cfg;
-    const aec_model *m = srv->model;
-    char shape[64], address[300];
+    char msg[512], shape[64], address[300];
+    int state;
+    aecd_version *v = aecd_registry_get(srv->registry, NULL, &state, msg, sizeof msg);
+    const aec_model *m = v->model; /* the default model loaded, or startup failed */
     snprintf(shape, sizeof shape, "%dx%dx%d", m->input.c, m->input.h, m->input.w);
     snprintf(address, sizeof address, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
              port);
@@ -207,12 +201,17 @@ static void log_started(const aecd_server *srv, int port)
     aecd_log_begin(&l, AECD_LOG_INFO, "aecd listening");
     aecd_log_str(&l, "version", AEC_VERSION);
     aecd_log_str(&l, "address", address);
+    aecd_log_str(&l, "models", cfg->model_path ? cfg->model_path : cfg->models_dir);
+    aecd_registry_stats rs;
+    aecd_registry_stats_get(srv->registry, &rs);
+    aecd_log_int(&l, "served", rs.served);
+    aecd_log_int(&l, "failed", rs.failed);
+    aecd_log_str(&l, "default_model", v->name);
     aecd_log_str(&l, "model", m->id);
-    aecd_log_str(&l, "model_path", cfg->model_path);
     aecd_log_str(&l, "input", shape);
     aecd_log_int(&l, "latent_dim", (long long)aec_model_latent_count(m));
-    aecd_log_str(&l, "calibrated", srv->calib.calibrated ? "true" : "false");
-    aecd_log_str(&l, "codec", srv->codec ? "true" : "false");
+    aecd_log_str(&l, "calibrated", v->calib.calibrated ? "true" : "false");
+    aecd_log_str(&l, "codec", v->codec ? "true" : "false");
     aecd_log_int(&l, "threads", cfg->threads);
     aecd_log_int(&l, "io_threads", cfg->io_threads);
     aecd_log_int(&l, "blas_threads", cfg->blas_threads);
@@ -221,6 +220,7 @@ static void log_started(const aecd_server *srv, int port)
     aecd_log_int(&l, "queue_size", cfg->queue_size);
     aecd_log_str(&l, "auth", cfg->api_key ? "bearer" : "none");
     aecd_log_end(&l);
+    aecd_version_release(v);
     int loopback = strncmp(cfg->host, "127.", 4) == 0 || strcmp(cfg->host, "::1") == 0 ||
                    strcmp(cfg->host, "localhost") == 0;
     if (!loopback && !cfg->api_key)
@@ -248,7 +248,8 @@ static void drain(aecd_server *srv, int sig)
                       aecd_http_in_flight(srv));
             break;
         }
-        if (wait_signal(20)) {
+        int again = wait_signal(20);
+        if (again && again != SIGHUP) {
             aecd_logf(AECD_LOG_WARN, "second signal: closing %ld unfinished requests now",
                       aecd_http_in_flight(srv));
             break;
@@ -272,19 +273,17 @@ static void server_free(aecd_server *srv)
     aecd_http_stop(srv);
     aecd_batcher_free(srv->batcher);
     aecd_workers_free(srv->workers);
-    aecd_routes_free(srv);
+    aecd_registry_free(srv->registry); /* after the requests: they hold versions */
     aecd_metrics_free(srv->metrics);
-    aec_codec_free(srv->codec);
-    aec_model_free(srv->model);
 }
 
 static int serve(aecd_server *srv)
 {
     const aecd_config *cfg = srv->cfg;
-    if (load_model(srv) != 0)
+    if (load_models(srv) != 0)
         return 1;
     srv->metrics = aecd_metrics_create(cfg->max_batch);
-    if (!srv->metrics || aecd_routes_init(srv) != 0) {
+    if (!srv->metrics) {
         fprintf(stderr, "aecd: out of memory\n");
         return 1;
     }
@@ -295,8 +294,9 @@ static int serve(aecd_server *srv)
         return 1;
     log_started(srv, port);
     int sig;
-    while ((sig = wait_signal(-1)) == 0) {
-    }
+    while ((sig = wait_signal(-1)) == 0 || sig == SIGHUP)
+        if (sig == SIGHUP)
+            reload_models(srv);
     drain(srv, sig);
     aecd_logf(AECD_LOG_INFO, "aecd stopped");
     return 0;

@@ -8,6 +8,9 @@
  *   aec_buffered_bytes                          gauge
  *   aec_batch_size                              histogram
  *   aec_queue_wait_seconds                      histogram
+ *   aec_models_served, aec_models_failed        gauges
+ *   aec_model_loads_total{result}               counter
+ *   aec_model_reloads_total                     counter
  *   aec_model_info{id}, aec_build_info{version} gauges (value 1)
  *   process_start_time_seconds                  gauge
  */
@@ -26,7 +29,8 @@
 #define MAX_BUCKETS 24
 
 static const char *const k_endpoint_names[AECD_EP_COUNT] = {
-    "encode", "decode", "anomaly", "healthz", "readyz", "model", "metrics", "other",
+    "encode", "decode",  "anomaly", "healthz", "readyz",
+    "model",  "metrics", "models",  "reload",  "other",
 };
 
 const char *aecd_endpoint_name(aecd_endpoint ep)
@@ -201,12 +205,23 @@ static void render_gauges(aecd_buf *b, aecd_metrics *m, const aecd_metrics_info 
     header(b, "aec_pipeline_requests", "gauge",
            "Model requests handed to the workers whose job is not yet submitted to the"
            " batcher (waiting for a worker or being decoded); a batch waits for more jobs"
-           " only while some of its kind are.");
+           " only while some of its pass are.");
     aecd_buf_printf(b, "aec_pipeline_requests %ld\n", info->pipeline_requests);
     header(b, "aec_buffered_bytes", "gauge",
            "Bytes of request bodies held in memory (bounded by --max-buffered).");
     aecd_buf_printf(b, "aec_buffered_bytes %llu\n", info->buffered_bytes);
-    header(b, "aec_model_info", "gauge", "The model being served (value is always 1).");
+    header(b, "aec_models_served", "gauge", "Models of the repository with a version serving.");
+    aecd_buf_printf(b, "aec_models_served %ld\n", info->models_served);
+    header(b, "aec_models_failed", "gauge",
+           "Models whose last load failed (a previous version may still serve).");
+    aecd_buf_printf(b, "aec_models_failed %ld\n", info->models_failed);
+    header(b, "aec_model_loads_total", "counter", "Model files loaded, by result.");
+    aecd_buf_printf(b, "aec_model_loads_total{result=\"ok\"} %llu\n", info->loads_ok);
+    aecd_buf_printf(b, "aec_model_loads_total{result=\"failed\"} %llu\n", info->loads_failed);
+    header(b, "aec_model_reloads_total", "counter",
+           "Scans of the model folder (start, SIGHUP, POST /v1/models/reload).");
+    aecd_buf_printf(b, "aec_model_reloads_total %llu\n", info->reloads);
+    header(b, "aec_model_info", "gauge", "The default model (value is always 1).");
     aecd_buf_puts(b, "aec_model_info{id=\"");
     label_value(b, info->model_id);
     aecd_buf_puts(b, "\"} 1\n");

@@ -21,6 +21,8 @@ typedef enum {
     AECD_EP_READYZ,
     AECD_EP_MODEL,
     AECD_EP_METRICS,
+    AECD_EP_MODELS, /* /v1/models, /v1/models/NAME */
+    AECD_EP_RELOAD, /* POST /v1/models/reload */
     AECD_EP_OTHER,
     AECD_EP_COUNT
 } aecd_endpoint;
@@ -37,6 +39,9 @@ typedef struct {
     long pipeline_requests;            /* model requests upstream of the batcher (batcher.h) */
     long worker_queue_depth;           /* requests waiting for a worker */
     unsigned long long buffered_bytes; /* request bodies held in memory */
+    long models_served;                /* model names with a version serving */
+    long models_failed;                /* names whose last load failed */
+    unsigned long long loads_ok, loads_failed, reloads;
 } aecd_metrics_info;
 
 aecd_metrics *aecd_metrics_create(int max_batch);

@@ -2,7 +2,8 @@
  *
  * Parameters: format (json|binary), dtype (f32|f16|u8|coded), width and height
  * (integers 1..AECD_MAX_OUTPUT_SIDE), threshold (a finite decimal number
- * >= 0), heatmap (0|1|true|false). Percent-escapes and '+' are decoded; an
+ * >= 0), heatmap (0|1|true|false), model (a model name: letters, digits,
+ * '-', '_', '.'), timeout_ms (an integer 1..3600000). Percent-escapes and '+' are decoded; an
  * invalid escape or a NUL byte is refused.
  */
 #include "params.h"
@@ -100,6 +101,20 @@ static int parse_threshold(const char *v, double *out)
     return 0;
 }
 
+int aecd_parse_ms(const char *v, long *out)
+{
+    if (!*v || strlen(v) > 9)
+        return -1;
+    for (const char *p = v; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    long n = strtol(v, NULL, 10);
+    if (n < 1 || n > AECD_MAX_TIMEOUT_MS)
+        return -1;
+    *out = n;
+    return 0;
+}
+
 static int parse_bool(const char *v, int *out)
 {
     if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0)
@@ -149,6 +164,25 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
         if (parse_bool(val, &p->heatmap) != 0) {
             say(msg, n, "heatmap must be 0, 1, true or false (got '%s')",
                 shown(val, sv, sizeof sv));
+            return -1;
+        }
+    } else if (strcmp(key, "model") == 0) {
+        size_t len = strlen(val);
+        int ok = len > 0 && len < sizeof p->model && val[0] != '.';
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)val[i]) || strchr("-_.", val[i]);
+        if (!ok) {
+            say(msg, n,
+                "model must be a model name (letters, digits, '-', '_', '.'; at most %zu)"
+                " (got '%s')",
+                sizeof p->model - 1, shown(val, sv, sizeof sv));
+            return -1;
+        }
+        memcpy(p->model, val, len + 1);
+    } else if (strcmp(key, "timeout_ms") == 0) {
+        if (aecd_parse_ms(val, &p->timeout_ms) != 0) {
+            say(msg, n, "timeout_ms must be an integer from 1 to %ld (got '%s')",
+                AECD_MAX_TIMEOUT_MS, shown(val, sv, sizeof sv));
             return -1;
         }
     } else {

@@ -10,10 +10,29 @@
 
 #include <stddef.h>
 
-#include "http.h"
+/* ?dtype=coded: the entropy-coded binary latent v2 (include/aec/codec.h) */
+#define AECD_DTYPE_CODED 100
+
+enum { AECD_FORMAT_UNSET = 0, AECD_FORMAT_JSON, AECD_FORMAT_BINARY };
+
+/* Query parameters, parsed strictly. */
+typedef struct {
+    int format; /* AECD_FORMAT_* */
+    int dtype;  /* aec_latent_dtype, or AECD_DTYPE_CODED; 0 = unset */
+    int width, height;
+    int has_threshold;
+    double threshold;
+    int heatmap;
+    char model[64];  /* ?model=NAME, or "" */
+    long timeout_ms; /* ?timeout_ms=, or 0 */
+} aecd_params;
 
 /* allowed: the parameter names the endpoint takes, space separated ("" for
  * none). 0, or -1 with msg set. */
+/* A deadline in milliseconds, 1..AECD_MAX_TIMEOUT_MS (also the
+ * X-Request-Timeout-Ms header). 0, or -1. */
+int aecd_parse_ms(const char *v, long *out);
+
 int aecd_params_parse(const char *query, size_t len, const char *allowed, aecd_params *out,
                       char *msg, size_t msg_len);
 

@@ -4,18 +4,25 @@
  *   POST /encode    image -> latent (JSON, or binary with ?format=binary or
  *                   Accept: application/x-aec-latent; ?dtype=f32|f16|u8|coded;
  *                   binary from a model with codec tables defaults to coded)
- *   POST /decode    latent (JSON, binary v1 or coded v2) -> PNG (?width=, ?height=)
+ *   POST /decode    latent (JSON, binary v1 or coded v2) -> PNG (?width=, ?height=);
+ *                   a binary latent names its model, which decodes it
  *   POST /anomaly   image -> anomaly score (?threshold=, ?heatmap=1)
- *   GET  /healthz   liveness: always 200
- *   GET  /readyz    readiness: 200 when serving, 503 while shutting down
- *   GET  /v1/model  what the model is (built once, at startup)
+ *   GET  /healthz, /v2/health/live    liveness: always 200
+ *   GET  /readyz, /v2/health/ready    readiness: 200 when the default model
+ *                   serves, 503 while shutting down
+ *   GET  /v1/models, /v1/models/NAME  the repository (registry.h)
+ *   POST /v1/models/reload            rescan it, reply with the listing
+ *   GET  /v1/model  what a model is (?model=, else the default)
  *   GET  /metrics   Prometheus text
+ * Every model endpoint takes ?model=NAME (else the default model) and
+ * ?timeout_ms= (see request.h).
  *
  * Error codes used here (HTTP status): bad_request, empty_body,
- * invalid_json (400); unsupported_media_type, invalid_image (415);
- * image_too_large, payload_too_large (413); invalid_latent,
- * model_mismatch, invalid_parameter (422); overloaded, not_ready,
- * out_of_memory (503); internal_error (500, a bug).
+ * invalid_json (400); model_not_found (404); unsupported_media_type,
+ * invalid_image (415); image_too_large, payload_too_large (413);
+ * invalid_latent, model_mismatch, invalid_parameter (422); overloaded,
+ * not_ready, deadline_exceeded, model_unavailable, out_of_memory (503);
+ * internal_error (500, a bug).
  */
 #include "routes.h"
 
@@ -36,6 +43,7 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "registry.h"
 #include "workers.h"
 
 #ifndef AEC_VERSION
@@ -117,10 +125,28 @@ static int alloc_tensors(aecd_request *req, size_t in_count, size_t out_count)
     return -1;
 }
 
-/* Submits the route's job (aecd_request_submit sets its kind). */
+/* The batcher pass of each model endpoint: layers of the request's model. */
+static aecd_pass encode_pass(const aecd_version *v)
+{
+    return (aecd_pass){v->runner, 0, v->model->latent_index};
+}
+
+static aecd_pass decode_pass(const aecd_version *v)
+{
+    return (aecd_pass){v->runner, v->model->latent_index + 1, v->model->nlayers - 1};
+}
+
+static aecd_pass reconstruct_pass(const aecd_version *v)
+{
+    return (aecd_pass){v->runner, 0, v->model->nlayers - 1};
+}
+
+/* Submits the job of req->job.pass (set by the route's check). */
 static aecd_stage submit(aecd_request *req)
 {
+    aecd_pass pass = req->job.pass;
     req->job = (aecd_job){
+        .pass = pass,
         .in = req->tensor_in,
         .out = req->tensor_out,
         .on_done = aecd_request_job_done,
@@ -138,12 +164,18 @@ static aecd_stage submit(aecd_request *req)
     return AECD_STAGE_DONE;
 }
 
-/* In finish: 1 (and the reply set) when the batcher stopped first. */
+/* In finish: 1 (and the reply set) when the batcher stopped first, or the
+ * deadline passed before the pass. */
 static int cancelled(aecd_request *req)
 {
     if (req->job.status == AECD_JOB_OK)
         return 0;
-    aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
+    if (req->job.status == AECD_JOB_EXPIRED)
+        aecd_reply_error(req, 503, "deadline_exceeded",
+                         "the request's deadline (X-Request-Timeout-Ms / ?timeout_ms) passed"
+                         " before the model ran");
+    else
+        aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
     return 1;
 }
 
@@ -152,6 +184,8 @@ static int cancelled(aecd_request *req)
 static int check_image(aecd_request *req)
 {
     req->body_limit = req->srv->cfg->max_body;
+    req->job.pass =
+        req->route->endpoint == AECD_EP_ENCODE ? encode_pass(req->ver) : reconstruct_pass(req->ver);
     if (!req->has_media)
         return 0; /* raw bytes; the decoder recognizes the format */
     const char *t = req->media.type;
@@ -210,11 +244,11 @@ static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
     return -1;
 }
 
-/* /encode and /anomaly (the route's kind: encode or reconstruct). */
+/* /encode and /anomaly (the pass: encode or reconstruct). */
 static aecd_stage image_prepare(aecd_request *req)
 {
-    const aec_model *m = req->srv->model;
-    int encode = req->route->kind == AECD_JOB_ENCODE;
+    const aec_model *m = req->ver->model;
+    int encode = req->route->endpoint == AECD_EP_ENCODE;
     size_t out_count = encode ? aec_model_latent_count(m) : aec_model_output_count(m);
     if (alloc_tensors(req, aec_model_input_count(m), out_count) != 0)
         return AECD_STAGE_DONE;
@@ -241,7 +275,9 @@ static void encode_reply_json(aecd_request *req, const float *latent, size_t dim
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"model\":");
-    aecd_buf_json_str(&b, req->srv->model->id);
+    aecd_buf_json_str(&b, req->ver->model->id);
+    aecd_buf_puts(&b, ",\"model_name\":");
+    aecd_buf_json_str(&b, req->ver->name);
     aecd_buf_printf(&b, ",\"dim\":%zu,\"dtype\":\"%s\",\"latent\":[", dim,
                     aec_latent_dtype_name(dt));
     for (size_t i = 0; i < dim; i++) {
@@ -257,11 +293,11 @@ static void encode_reply_json(aecd_request *req, const float *latent, size_t dim
  * entropy-coded stream; JSON then carries the decoded integer symbols. */
 static void encode_finish_coded(aecd_request *req, int binary, size_t dim)
 {
-    aecd_server *srv = req->srv;
+    const aecd_version *v = req->ver;
     uint8_t *stream = NULL;
     size_t len = 0;
     aec_error err = {{0}};
-    if (aec_codec_encode(srv->codec, req->tensor_out, &stream, &len, &err) != AEC_OK) {
+    if (aec_codec_encode(v->codec, req->tensor_out, &stream, &len, &err) != AEC_OK) {
         aecd_reply_error(req, 500, "internal_error", "coding the latent failed: %s", err.msg);
         return;
     }
@@ -269,7 +305,7 @@ static void encode_finish_coded(aecd_request *req, int binary, size_t dim)
         aecd_reply(req, 200, k_latent_type, stream, len);
         return;
     }
-    aec_status st = aec_codec_decode(srv->codec, stream, len, req->tensor_out, &err);
+    aec_status st = aec_codec_decode(v->codec, stream, len, req->tensor_out, &err);
     free(stream);
     if (st != AEC_OK) {
         aecd_reply_error(req, 500, "internal_error", "decoding the coded latent failed: %s",
@@ -279,7 +315,9 @@ static void encode_finish_coded(aecd_request *req, int binary, size_t dim)
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"model\":");
-    aecd_buf_json_str(&b, srv->model->id);
+    aecd_buf_json_str(&b, v->model->id);
+    aecd_buf_puts(&b, ",\"model_name\":");
+    aecd_buf_json_str(&b, v->name);
     aecd_buf_printf(&b, ",\"dim\":%zu,\"dtype\":\"coded\",\"bytes\":%zu,\"latent\":[", dim, len);
     for (size_t i = 0; i < dim; i++)
         aecd_buf_printf(&b, i ? ",%d" : "%d", (int)req->tensor_out[i]);
@@ -291,7 +329,7 @@ static void encode_finish(aecd_request *req)
 {
     if (cancelled(req))
         return;
-    const aec_model *m = req->srv->model;
+    const aec_model *m = req->ver->model;
     size_t dim = aec_model_latent_count(m);
     char msg[128];
     if (check_finite(req->tensor_out, dim, msg, sizeof msg) != 0) {
@@ -301,7 +339,7 @@ static void encode_finish(aecd_request *req)
     int binary = req->params.format == AECD_FORMAT_BINARY ||
                  (req->params.format == AECD_FORMAT_UNSET && req->accept_latent);
     if (req->params.dtype == AECD_DTYPE_CODED ||
-        (req->params.dtype == 0 && binary && req->srv->codec)) {
+        (req->params.dtype == 0 && binary && req->ver->codec)) {
         encode_finish_coded(req, binary, dim);
         return;
     }
@@ -333,6 +371,7 @@ static void encode_finish(aecd_request *req)
 
 static int check_latent(aecd_request *req)
 {
+    req->job.pass = decode_pass(req->ver);
     size_t max = req->srv->cfg->max_body;
     req->body_limit = max < AECD_MAX_JSON_BODY ? max : AECD_MAX_JSON_BODY;
     if (!req->has_media || media_is(req, k_json) || media_is(req, k_latent_type) ||
@@ -356,22 +395,63 @@ static int is_binary_latent(const aecd_request *req)
            aec_codec_is_stream(req->body, req->body_len); /* sniff */
 }
 
+/* ---- which model decodes a latent ---------------------------------------------------
+ * A binary latent names the model that made it (v1: its id hash; v2: its
+ * 16-bit tag), and so may a JSON one ("model": its id). Without ?model=,
+ * that model decodes it, whichever of the served ones it is; with ?model=,
+ * the named one must be it (else 422 model_mismatch, as when no served
+ * model made it). */
+
+typedef struct {
+    int kind; /* 1: id hash, 2: codec tag, 3: id string */
+    uint64_t hash;
+    uint16_t tag;
+    const char *id;
+} latent_owner;
+
+static int owns(const aecd_version *v, void *ctx)
+{
+    const latent_owner *o = ctx;
+    switch (o->kind) {
+    case 1: return v->model->id_hash == o->hash;
+    case 2: return v->codec && aec_codec_tag(v->codec) == o->tag;
+    case 3: return strcmp(v->model->id, o->id) == 0;
+    }
+    return 0;
+}
+
+/* Switches the request to the served model that made the latent, when
+ * ?model= is not given. When none did, the request's model stays, and its
+ * decoder refuses the latent with the precise reason (another model's, or
+ * malformed). */
+static void choose_model(aecd_request *req, const latent_owner *o)
+{
+    if (req->params.model[0] || owns(req->ver, (void *)o))
+        return;
+    aecd_version *v = aecd_registry_find(req->srv->registry, owns, (void *)o);
+    if (!v)
+        return;
+    aecd_pass pass = decode_pass(v);
+    aecd_request_use_version(req, v, &pass);
+    aecd_version_release(v); /* the request holds its own reference now */
+}
+
 /* A version-2 (entropy-coded) latent into the tensor. 0, or -1 with the reply set. */
 static int latent_from_stream(aecd_request *req)
 {
-    aecd_server *srv = req->srv;
-    if (!srv->codec) {
+    const aecd_version *v = req->ver;
+    if (!v->codec) {
         aecd_reply_error(req, 422, "invalid_latent",
-                         "this is an entropy-coded latent, but model %s has no codec tables"
+                         "this is an entropy-coded latent, but model %s (%s) has no codec tables"
                          " (serve a model trained with aec-train --lambda)",
-                         srv->model->id);
+                         v->name, v->model->id);
         return -1;
     }
     aec_error err = {{0}};
-    aec_status st = aec_codec_decode(srv->codec, req->body, req->body_len, req->tensor_in, &err);
+    aec_status st = aec_codec_decode(v->codec, req->body, req->body_len, req->tensor_in, &err);
     if (st == AEC_ERR_MISMATCH) {
-        aecd_reply_error(req, 422, "model_mismatch", "%s (this server runs model %s)", err.msg,
-                         srv->model->id);
+        aecd_reply_error(req, 422, "model_mismatch", "%s (model %s is %s)", err.msg, v->name,
+                         v->model->id);
         return -1;
     }
     if (st != AEC_OK) {
@@ -385,12 +465,12 @@ static int latent_from_binary(aecd_request *req, size_t dim)
 {
     if (aec_codec_is_stream(req->body, req->body_len))
         return latent_from_stream(req);
-    const aec_model *m = req->srv->model;
+    const aec_model *m = req->ver->model;
     aec_error err = {{0}};
     aec_status st = aec_latent_unpack(req->body, req->body_len, (uint32_t)dim, m->id_hash,
                                       req->tensor_in, &err);
     if (st == AEC_ERR_MISMATCH) {
-        aecd_reply_error(req, 422, "model_mismatch", "%s (this server runs model %s)", err.msg,
+        aecd_reply_error(req, 422, "model_mismatch", "%s (model %s is %s)", err.msg, req->ver->name,
                          m->id);
         return -1;
     }
@@ -409,11 +489,11 @@ static int latent_from_binary(aecd_request *req, size_t dim)
 /* Copies the "latent" array of root into the tensor. 0, or -1 with the reply set. */
 static int latent_values(aecd_request *req, const cJSON *root, size_t dim)
 {
-    const aec_model *m = req->srv->model;
+    const aec_model *m = req->ver->model;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model && (!cJSON_IsString(model) || strcmp(model->valuestring, m->id) != 0)) {
         aecd_reply_error(req, 422, "model_mismatch",
-                         "\"model\" names another model; this server runs %s", m->id);
+                         "\"model\" names another model; model %s is %s", req->ver->name, m->id);
         return -1;
     }
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(root, "latent");
@@ -450,7 +530,8 @@ static int latent_values(aecd_request *req, const cJSON *root, size_t dim)
     return 0;
 }
 
-static int latent_from_json(aecd_request *req, size_t dim)
+/* Parses the JSON body. The root object, or NULL with the reply set. */
+static cJSON *parse_latent_json(aecd_request *req)
 {
     size_t at = 0;
     if (aecd_json_depth_check((const char *)req->body, req->body_len, AECD_MAX_JSON_DEPTH, &at) !=
@@ -458,28 +539,52 @@ static int latent_from_json(aecd_request *req, size_t dim)
         aecd_reply_error(req, 400, "invalid_json",
                          "JSON nested deeper than %d levels (at byte %zu)", AECD_MAX_JSON_DEPTH,
                          at);
-        return -1;
+        return NULL;
     }
     cJSON *root = aecd_json_parse((const char *)req->body, req->body_len, &at);
     if (!root) {
         aecd_reply_error(req, 400, "invalid_json", "malformed JSON at byte %zu", at);
-        return -1;
+        return NULL;
     }
-    int rc = -1;
-    if (!cJSON_IsObject(root))
+    if (!cJSON_IsObject(root)) {
         aecd_reply_error(req, 422, "invalid_latent",
                          "expected a JSON object: {\"latent\": [numbers]}");
-    else
-        rc = latent_values(req, root, dim);
-    cJSON_Delete(root);
-    return rc;
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Picks the model of the latent in the body: 0, or -1 with the reply set.
+ * *root is the parsed JSON body (NULL for a binary latent). */
+static int latent_model(aecd_request *req, int binary, cJSON **root)
+{
+    latent_owner o = {0};
+    *root = NULL;
+    if (binary) {
+        if (aec_latent_model_hash(req->body, req->body_len, &o.hash))
+            o.kind = 1;
+        else if (aec_codec_stream_tag(req->body, req->body_len, &o.tag))
+            o.kind = 2;
+    } else {
+        if (!(*root = parse_latent_json(req)))
+            return -1;
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(*root, "model");
+        if (cJSON_IsString(model)) {
+            o.kind = 3;
+            o.id = model->valuestring;
+        }
+    }
+    if (o.kind)
+        choose_model(req, &o);
+    return 0;
 }
 
 /* The output size: the model's, or ?width= / ?height= (one alone keeps
  * the aspect ratio). */
 static void output_size(const aecd_request *req, int *ow, int *oh)
 {
-    const aec_shape *in = &req->srv->model->input;
+    const aec_shape *in = &req->ver->model->input;
     int w = req->params.width, h = req->params.height;
     if (w && !h)
         h = (int)lround((double)w * in->h / in->w);
@@ -495,7 +600,11 @@ static void output_size(const aecd_request *req, int *ow, int *oh)
 
 static aecd_stage decode_prepare(aecd_request *req)
 {
-    const aec_model *m = req->srv->model;
+    int binary = is_binary_latent(req);
+    cJSON *root = NULL;
+    if (latent_model(req, binary, &root) != 0)
+        return AECD_STAGE_DONE;
+    const aec_model *m = req->ver->model;
     int ow, oh;
     output_size(req, &ow, &oh);
     int resized = req->params.width || req->params.height;
@@ -503,12 +612,14 @@ static aecd_stage decode_prepare(aecd_request *req)
         aecd_reply_error(req, 422, "invalid_parameter",
                          "the output would be %dx%d pixels, more than this server's limit of %ld",
                          ow, oh, req->srv->cfg->max_pixels);
+        cJSON_Delete(root);
         return AECD_STAGE_DONE;
     }
     size_t dim = aec_model_latent_count(m);
-    if (alloc_tensors(req, dim, aec_model_output_count(m)) != 0)
-        return AECD_STAGE_DONE;
-    int rc = is_binary_latent(req) ? latent_from_binary(req, dim) : latent_from_json(req, dim);
+    int rc = alloc_tensors(req, dim, aec_model_output_count(m));
+    if (rc == 0)
+        rc = binary ? latent_from_binary(req, dim) : latent_values(req, root, dim);
+    cJSON_Delete(root);
     if (rc != 0)
         return AECD_STAGE_DONE;
     aecd_request_free_body(req);
@@ -519,7 +630,7 @@ static void decode_finish(aecd_request *req)
 {
     if (cancelled(req))
         return;
-    const aec_shape *in = &req->srv->model->input;
+    const aec_shape *in = &req->ver->model->input;
     int ow, oh;
     output_size(req, &ow, &oh);
     const float *img = req->tensor_out;
@@ -555,7 +666,7 @@ static void decode_finish(aecd_request *req)
 /* "heatmap_png": base64 of a grey PNG of the error map. 0, or -1 (reply set). */
 static int add_heatmap(aecd_request *req, aecd_buf *b)
 {
-    const aec_shape *in = &req->srv->model->input;
+    const aec_shape *in = &req->ver->model->input;
     size_t hw = (size_t)in->h * (size_t)in->w;
     float *map = malloc(hw * sizeof(float));
     if (!map) {
@@ -600,20 +711,22 @@ static void anomaly_finish(aecd_request *req)
 {
     if (cancelled(req))
         return;
-    const aecd_server *srv = req->srv;
-    const aec_shape *in = &srv->model->input;
+    const aecd_version *v = req->ver;
+    const aec_shape *in = &v->model->input;
     const aecd_params *p = &req->params;
     aec_anomaly_result r;
-    aec_anomaly_score(&srv->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
+    aec_anomaly_score(&v->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
                       p->has_threshold ? p->threshold : -1.0, &r);
-    int calibrated = srv->calib.calibrated;
+    int calibrated = v->calib.calibrated;
     int has_thr = p->has_threshold || calibrated;
-    double thr = p->has_threshold ? p->threshold : srv->calib.threshold;
+    double thr = p->has_threshold ? p->threshold : v->calib.threshold;
 
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"model\":");
-    aecd_buf_json_str(&b, srv->model->id);
+    aecd_buf_json_str(&b, v->model->id);
+    aecd_buf_puts(&b, ",\"model_name\":");
+    aecd_buf_json_str(&b, v->name);
     json_num_or_null(&b, "score", 1, r.score);
     json_num_or_null(&b, "mse", 1, r.mse);
     json_num_or_null(&b, "baseline_mse", 1, r.baseline_mse);
@@ -638,6 +751,8 @@ static void healthz(aecd_request *req)
     aecd_reply_static(req, 200, k_json, "{\"status\":\"ok\"}\n");
 }
 
+/* Ready when not shutting down, the batcher runs and the default model
+ * serves. */
 static void readyz(aecd_request *req)
 {
     aecd_server *srv = req->srv;
@@ -649,32 +764,104 @@ static void readyz(aecd_request *req)
         aecd_reply_error(req, 503, "not_ready", "the model worker is not running");
         return;
     }
+    char msg[512];
+    int state;
+    aecd_version *v = aecd_registry_get(srv->registry, NULL, &state, msg, sizeof msg);
+    if (!v) {
+        aecd_reply_error(req, 503, "not_ready", "%s", msg);
+        return;
+    }
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"status\":\"ready\",\"model\":");
-    aecd_buf_json_str(&b, srv->model->id);
+    aecd_buf_json_str(&b, v->model->id);
+    aecd_buf_puts(&b, ",\"model_name\":");
+    aecd_buf_json_str(&b, v->name);
     aecd_buf_puts(&b, "}\n");
+    aecd_version_release(v);
     reply_json_buf(req, &b);
 }
 
+/* GET /v1/model: the request's model (?model=, else the default). */
 static void model_info(aecd_request *req)
 {
-    aecd_reply_static(req, 200, k_json, req->srv->model_json);
+    char *body = malloc(req->ver->json_len);
+    if (!body) {
+        reply_oom(req, "the response");
+        return;
+    }
+    memcpy(body, req->ver->json, req->ver->json_len);
+    aecd_reply(req, 200, k_json, body, req->ver->json_len);
+}
+
+/* GET /v1/models and /v1/models/NAME. */
+static void models(aecd_request *req)
+{
+    const char *name = req->path_arg[0] ? req->path_arg : NULL;
+    size_t len = 0;
+    char *body = aecd_registry_json(req->srv->registry, name, &len);
+    if (body)
+        aecd_reply(req, 200, k_json, body, len);
+    else if (name)
+        aecd_reply_error(req, 404, "model_not_found",
+                         "no model named '%.64s' (GET /v1/models lists them)", name);
+    else
+        reply_oom(req, "the listing");
+}
+
+/* POST /v1/models/reload, on a worker: rescans the folder (loading new and
+ * changed files can take a while), then replies with what it did and the
+ * listing. */
+static aecd_stage reload_prepare(aecd_request *req)
+{
+    aecd_reload_report rep;
+    aec_error err = {{0}};
+    if (aecd_registry_reload(req->srv->registry, &rep, &err) != AEC_OK) {
+        aecd_reply_error(req, 500, "reload_failed", "%s", err.msg);
+        return AECD_STAGE_DONE;
+    }
+    size_t len = 0;
+    char *list = aecd_registry_json(req->srv->registry, NULL, &len);
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_printf(&b,
+                    "{\"loaded\":%d,\"failed\":%d,\"removed\":%d,\"unchanged\":%d,"
+                    "\"repository\":",
+                    rep.loaded, rep.failed, rep.removed, rep.unchanged);
+    if (list)
+        aecd_buf_append(&b, list, len - 1);
+    else
+        aecd_buf_puts(&b, "null");
+    aecd_buf_puts(&b, "}\n");
+    free(list);
+    reply_json_buf(req, &b);
+    return AECD_STAGE_DONE;
 }
 
 static void metrics(aecd_request *req)
 {
     aecd_server *srv = req->srv;
+    char msg[512];
+    int state;
+    aecd_version *v = aecd_registry_get(srv->registry, NULL, &state, msg, sizeof msg);
+    aecd_registry_stats rs;
+    aecd_registry_stats_get(srv->registry, &rs);
     aecd_metrics_info info = {
-        .model_id = srv->model->id,
+        .model_id = v ? v->model->id : "",
         .version = AEC_VERSION,
         .queue_depth = aecd_batcher_depth(srv->batcher),
         .pipeline_requests = aecd_batcher_upstream(srv->batcher),
         .worker_queue_depth = aecd_workers_depth(srv->workers),
         .buffered_bytes = atomic_load(&srv->body_bytes),
+        .models_served = rs.served,
+        .models_failed = rs.failed,
+        .loads_ok = rs.loads_ok,
+        .loads_failed = rs.loads_failed,
+        .reloads = rs.reloads,
     };
     size_t len;
     char *text = aecd_metrics_render(srv->metrics, &info, &len);
+    aecd_version_release(v);
     if (!text)
         reply_oom(req, "the metrics");
     else
@@ -683,96 +870,46 @@ static void metrics(aecd_request *req)
 
 /* ---- the table ------------------------------------------------------------------------- */
 
+/* path, endpoint, is_post, is_public, uses_model, params, check, respond, prepare, finish */
 static const aecd_route k_routes[] = {
-    {"/encode", AECD_EP_ENCODE, AECD_JOB_ENCODE, 1, 0, "format dtype", check_image, NULL,
+    {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype model timeout_ms", check_image, NULL,
      image_prepare, encode_finish},
-    {"/decode", AECD_EP_DECODE, AECD_JOB_DECODE, 1, 0, "width height", check_latent, NULL,
+    {"/decode", AECD_EP_DECODE, 1, 0, 1, "width height model timeout_ms", check_latent, NULL,
      decode_prepare, decode_finish},
-    {"/anomaly", AECD_EP_ANOMALY, AECD_JOB_RECONSTRUCT, 1, 0, "threshold heatmap", check_image,
-     NULL, image_prepare, anomaly_finish},
-    {"/healthz", AECD_EP_HEALTHZ, 0, 0, 1, "", NULL, healthz, NULL, NULL},
-    {"/readyz", AECD_EP_READYZ, 0, 0, 1, "", NULL, readyz, NULL, NULL},
-    {"/v1/model", AECD_EP_MODEL, 0, 0, 0, "", NULL, model_info, NULL, NULL},
+    {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap model timeout_ms", check_image, NULL,
+     image_prepare, anomaly_finish},
+    {"/healthz", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},
+    {"/v2/health/live", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},
+    {"/readyz", AECD_EP_READYZ, 0, 1, 0, "", NULL, readyz, NULL, NULL},
+    {"/v2/health/ready", AECD_EP_READYZ, 0, 1, 0, "", NULL, readyz, NULL, NULL},
+    {"/v1/model", AECD_EP_MODEL, 0, 0, 1, "model", NULL, model_info, NULL, NULL},
+    {"/v1/models", AECD_EP_MODELS, 0, 0, 0, "", NULL, models, NULL, NULL},
+    {"/v1/models/reload", AECD_EP_RELOAD, 1, 0, 0, "", NULL, NULL, reload_prepare, NULL},
+    {"/v1/models/", AECD_EP_MODELS, 0, 0, 0, "", NULL, models, NULL, NULL},
     {"/metrics", AECD_EP_METRICS, 0, 0, 0, "", NULL, metrics, NULL, NULL},
 };
 
-const aecd_route *aecd_route_find(const char *path)
+#define NROUTES (sizeof k_routes / sizeof k_routes[0])
+
+const aecd_route *aecd_route_find(const char *path, char *arg, size_t arg_len)
 {
-    for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
+    arg[0] = 0;
+    for (size_t i = 0; i < NROUTES; i++)
         if (strcmp(k_routes[i].path, path) == 0)
             return &k_routes[i];
+    for (size_t i = 0; i < NROUTES; i++) {
+        const char *p = k_routes[i].path;
+        size_t n = strlen(p);
+        if (p[n - 1] == '/' && strncmp(p, path, n) == 0 && path[n] && !strchr(path + n, '/') &&
+            strlen(path + n) < arg_len) {
+            memcpy(arg, path + n, strlen(path + n) + 1);
+            return &k_routes[i];
+        }
+    }
     return NULL;
 }
 
 const char *aecd_route_allow(const aecd_route *r)
 {
     return r->is_post ? "POST" : "GET, HEAD";
-}
-
-/* ---- /v1/model, built once ------------------------------------------------------------ */
-
-/* Appends the JSON text re-serialized compactly, or null when absent; -1
- * if it does not parse. */
-static int embed_json(aecd_buf *b, const char *text)
-{
-    if (!text) {
-        aecd_buf_puts(b, "null");
-        return 0;
-    }
-    cJSON *j = cJSON_Parse(text);
-    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!s) {
-        aecd_buf_puts(b, "null");
-        return -1;
-    }
-    aecd_buf_puts(b, s);
-    cJSON_free(s);
-    return 0;
-}
-
-int aecd_routes_init(aecd_server *srv)
-{
-    const aec_model *m = srv->model;
-    const aecd_config *cfg = srv->cfg;
-    size_t json_max = cfg->max_body < AECD_MAX_JSON_BODY ? cfg->max_body : AECD_MAX_JSON_BODY;
-    aecd_buf b;
-    aecd_buf_init(&b);
-    aecd_buf_puts(&b, "{\"id\":");
-    aecd_buf_json_str(&b, m->id);
-    aecd_buf_printf(&b, ",\"version\":\"%s\"", AEC_VERSION);
-    aecd_buf_printf(&b, ",\"input\":{\"channels\":%d,\"height\":%d,\"width\":%d}", m->input.c,
-                    m->input.h, m->input.w);
-    aecd_buf_printf(&b, ",\"latent\":{\"index\":%d,\"dim\":%zu}", m->latent_index,
-                    aec_model_latent_count(m));
-    aecd_buf_puts(&b, ",\"layers\":");
-    int bad = embed_json(&b, m->layers_json);
-    aecd_buf_printf(&b, ",\"param_count\":%zu,\"anomaly\":", aec_model_param_count(m));
-    bad |= embed_json(&b, m->anomaly_json);
-    aecd_buf_puts(&b, ",\"train\":");
-    bad |= embed_json(&b, m->train_json);
-    aecd_buf_puts(&b, ",\"codec\":");
-    if (srv->codec) {
-        aecd_buf_printf(&b, "{\"format\":%d,\"max_bytes\":%zu,\"info\":", AEC_CODEC_FORMAT & 0x0F,
-                        aec_codec_max_bytes(srv->codec));
-        bad |= embed_json(&b, m->codec_json);
-        aecd_buf_puts(&b, "}");
-    } else {
-        aecd_buf_puts(&b, "null");
-    }
-    aecd_buf_printf(&b,
-                    ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
-                    "\"max_batch\":%d,\"max_output_side\":%d,\"max_query\":%d}}\n",
-                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_batch, AECD_MAX_OUTPUT_SIDE,
-                    AECD_MAX_QUERY);
-    if (bad)
-        aecd_logf(AECD_LOG_WARN, "model metadata JSON does not parse; /v1/model shows null");
-    srv->model_json = aecd_buf_steal(&b, &srv->model_json_len);
-    return srv->model_json ? 0 : -1;
-}
-
-void aecd_routes_free(aecd_server *srv)
-{
-    free(srv->model_json);
-    srv->model_json = NULL;
 }

@@ -9,29 +9,33 @@
  *   - Request workers (--threads, workers.c): decode and resize the image or
  *     parse the latent (in parallel), submit one job to the batcher, and later
  *     build the response (JSON, PNG, binary latent).
- *   - One batcher thread (batcher.c): groups queued jobs of one kind into one
+ *   - One batcher thread (batcher.c): groups queued jobs of one pass into one
  *     batched model pass.
  *
  * A model request (POST /encode, /decode, /anomaly):
- *   1. I/O thread, first call: route, auth, method, query, Content-Length and
- *      Content-Type checks (errors answered at once, before any body byte).
+ *   1. I/O thread, first call: route, auth, method, query, the model (?model=
+ *      or the default: the request takes a reference to its current version,
+ *      kept until the request ends, so a reload never changes the model under
+ *      it), Content-Length and Content-Type checks (errors answered at once,
+ *      before any body byte).
  *   2. I/O thread, upload calls: the body is appended to a buffer bounded by
  *      the route's limit (413 as soon as it would be exceeded).
  *   3. I/O thread, final call: the connection is suspended (MHD stops polling
  *      it) and the request is handed to the workers' bounded queue
  *      (full: 503 overloaded). From here until its job is submitted in
  *      step 4, or it fails before that, the request is "upstream" of the
- *      batcher: counted by the batcher, by kind, and shown in /metrics as
+ *      batcher: counted by the batcher, by lane, and shown in /metrics as
  *      aec_pipeline_requests.
  *   4. Worker: route->prepare turns the body into a tensor and submits a job
  *      to the batcher's bounded queue (full: 503 overloaded). The worker does
  *      not wait: it takes the next request, so the batcher sees as many
  *      concurrent jobs as there are admitted requests, not as many as there
  *      are workers (a worker that blocked would cap every batch at --threads).
- *   5. Batcher: takes the oldest job and every queued job of its kind. With
- *      no request of that kind upstream it runs the batch at once, so a
+ *   5. Batcher: takes the oldest job and every queued job of its pass (the
+ *      same model version and layers). With
+ *      no request of that pass upstream it runs the batch at once, so a
  *      lone request never waits for --batch-timeout-us. Otherwise it waits
- *      for those requests' jobs, and runs as soon as none of that kind is
+ *      for those requests' jobs, and runs as soon as none of that pass is
  *      upstream any more, or the batch is full (--max-batch), or
  *      --batch-timeout-us have passed. Under load, jobs submitted during a
  *      pass queue up and form the next batch. After the pass it hands each
@@ -47,10 +51,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aec/anomaly.h"
-#include "aec/codec.h"
-#include "aec/model.h"
-
 #include "config.h"
 
 struct MHD_Daemon;
@@ -58,14 +58,12 @@ typedef struct aecd_batcher aecd_batcher;
 typedef struct aecd_workers aecd_workers;
 typedef struct aecd_metrics aecd_metrics;
 typedef struct aecd_watchdog aecd_watchdog;
+typedef struct aecd_registry aecd_registry;
 
 typedef struct aecd_server {
     const aecd_config *cfg;
-    aec_model *model;
-    aec_anomaly_calib calib;
-    aec_codec *codec; /* the entropy coder, or NULL when the model has no tables */
-    char *model_json; /* the /v1/model body, built once at startup */
-    size_t model_json_len;
+    aecd_registry *registry; /* the models served (registry.h) */
+    atomic_int reloading;    /* SIGHUP seen: the main thread reloads */
 
     aecd_batcher *batcher;
     aecd_workers *workers;
@@ -85,8 +83,5 @@ typedef struct aecd_server {
      * the submit in step 4): see aecd_batcher_admit. */
     atomic_long pipe_count;
 } aecd_server;
-
-/* Monotonic clock in nanoseconds. */
-uint64_t aecd_now_ns(void);
 
 #endif

@@ -11,8 +11,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "aec/clock.h"
+
 #include "log.h"
-#include "server.h"
 
 struct aecd_watch {
     aecd_watch *prev, *next;
@@ -34,7 +35,7 @@ struct aecd_watchdog {
 
 static void sweep(aecd_watchdog *w)
 {
-    uint64_t now = aecd_now_ns();
+    uint64_t now = aec_now_ns();
     long cut = 0;
     for (aecd_watch *c = w->head; c; c = c->next)
         if (c->in_header && !c->expired && now - c->since_ns > w->timeout_ns) {
@@ -116,7 +117,7 @@ aecd_watch *aecd_watch_open(aecd_watchdog *w, int fd)
         return NULL;
     c->fd = fd;
     c->in_header = 1;
-    c->since_ns = aecd_now_ns();
+    c->since_ns = aec_now_ns();
     pthread_mutex_lock(&w->mu);
     c->next = w->head;
     if (w->head)
@@ -156,7 +157,7 @@ void aecd_watch_request_done(aecd_watchdog *w, aecd_watch *c)
         return;
     pthread_mutex_lock(&w->mu);
     c->in_header = 1;
-    c->since_ns = aecd_now_ns();
+    c->since_ns = aec_now_ns();
     pthread_mutex_unlock(&w->mu);
 }
 

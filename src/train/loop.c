@@ -25,6 +25,7 @@
 #include <cJSON.h>
 
 #include "aec/anomaly.h"
+#include "aec/clock.h"
 #include "aec/layers.h"
 #include "aec/image.h"
 #include "aec/model.h"
@@ -37,9 +38,7 @@ volatile sig_atomic_t train_stop_requested;
 
 static double now_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (double)aec_now_ns() * 1e-9;
 }
 
 static uint64_t next_random(uint64_t *s)

@@ -356,9 +356,30 @@ def _media_matches(documented, actual):
     return len(d) == 2 and len(a) == 2 and d[1] == "*" and d[0] == a[0]
 
 
+def _template_matches(template, path):
+    """Does a concrete path match a path template ('/v1/models/{name}')?"""
+    if template == path:
+        return True
+    if "{" not in template:
+        return False
+    pattern = "^" + re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template)) + "$"
+    return re.match(pattern, path) is not None
+
+
+def _find_path(doc, path):
+    """The path item for a concrete path: an exact entry first, then a template."""
+    paths = doc.get("paths", {})
+    if path in paths:
+        return paths[path]
+    for template, item in paths.items():
+        if _template_matches(template, path):
+            return item
+    return None
+
+
 def check_response(doc, entry, body, errors):
     where = f"{entry['method']} {entry['path']} -> {entry['status']}"
-    item = doc.get("paths", {}).get(entry["path"])
+    item = _find_path(doc, entry["path"])
     if item is None:
         if entry["status"] == 404:  # unknown paths: only the error contract applies
             _check_json(doc, {"$ref": "#/components/schemas/Error"}, body, where, errors)
@@ -409,7 +430,9 @@ def coverage(doc, manifest):
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
-            hit = any(e["path"] == path and e["method"].lower() in (method, "head" if method == "get" else "")
+            hit = any(_template_matches(path, e["path"])
+                      and (path == e["path"] or e["path"] not in doc.get("paths", {}))
+                      and e["method"].lower() in (method, "head" if method == "get" else "")
                       and 200 <= e["status"] < 300 for e in manifest)
             if not hit:
                 missing.append(f"{method.upper()} {path}")

@@ -453,7 +453,8 @@ void harness_start(aecd_proc *p, const char *model, const char *const *args, con
     char *argv[64];
     int n = 0;
     argv[n++] = (char *)bin;
-    argv[n++] = "--model";
+    struct stat ms;
+    argv[n++] = stat(model, &ms) == 0 && S_ISDIR(ms.st_mode) ? "--models" : "--model";
     argv[n++] = (char *)model;
     argv[n++] = "--host";
     argv[n++] = "127.0.0.1";

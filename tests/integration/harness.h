@@ -52,8 +52,8 @@ typedef struct {
     char log_path[300];
 } aecd_proc;
 
-/* Starts aecd --model MODEL --host 127.0.0.1 --port 0 --port-file ... plus
- * args (NULL-terminated, may be NULL), with env entries "NAME=value"
+/* Starts aecd --model MODEL (--models MODEL when it is a folder) --host 127.0.0.1 --port 0
+ * --port-file ... plus args (NULL-terminated, may be NULL), with env entries "NAME=value"
  * (NULL-terminated, may be NULL) added to its environment; waits for
  * /readyz to answer 200. Fails the test (REQUIRE) if it does not. */
 void harness_start(aecd_proc *p, const char *model, const char *const *args,

@@ -344,7 +344,7 @@ static void test_methods_paths(const aecd_proc *p)
     check_405(p, "POST", "/metrics", "GET, HEAD");
     check_405(p, "OPTIONS", "/encode", "POST");
     const char *paths[] = {"/",          "/nope",          "/encode/",
-                           "/ENCODE",    "/v1/models",     "/v2/model",
+                           "/ENCODE",    "/v1/modelz",     "/v2/model",
                            "/healthz/x", "/../etc/passwd", "/%2e%2e/etc/passwd"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_resp r;

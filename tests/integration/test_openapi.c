@@ -115,6 +115,23 @@ static void capture_main(manifest *m, const aecd_proc *p)
     capture(m, p, "POST", "/decode", &dj, 200);
     capture(m, p, "POST", "/decode?width=33", &db, 200);
 
+    /* the repository, the OIP health paths, a conditional request */
+    capture(m, p, "GET", "/v2/health/live", NULL, 200);
+    capture(m, p, "GET", "/v2/health/ready", NULL, 200);
+    capture(m, p, "GET", "/v1/models", NULL, 200);
+    capture(m, p, "GET", "/v1/models/model-1", NULL, 200);
+    capture(m, p, "GET", "/v1/models/nope", NULL, 404);
+    capture(m, p, "GET", "/v1/model?model=model-1", NULL, 200);
+    capture(m, p, "POST", "/v1/models/reload", NULL, 200);
+    capture(m, p, "POST", "/encode?model=nope", &img, 404);
+    char etag[64], inm[96];
+    REQUIRE(http_header(&enc, "ETag", etag, sizeof etag), "/encode has an ETag");
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    const char *cond_h[] = {inm, NULL};
+    http_opts cond = img;
+    cond.headers = cond_h;
+    capture(m, p, "POST", "/encode", &cond, 304);
+
     /* errors */
     http_opts empty = {.content_type = "image/png", .body = "", .len = 0};
     capture(m, p, "POST", "/encode", &empty, 400);
