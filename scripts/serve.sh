@@ -6,4 +6,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$root/build" -j "$(nproc)"
-exec "$root/build/aecd" --model "$root/models/default.safetensors" "$@"
+exec "$root/build/aecd" --models "$root/models" "$@"

@@ -14,7 +14,9 @@
 #      /encode (JSON and binary) -> /decode -> PNG, /anomaly -> score,
 #      /healthz, /readyz, /v1/model, /metrics, the image's HEALTHCHECK, aecd
 #      is PID 1 as uid 10001; `podman stop` (SIGTERM) -> exit code 0.
-#   4. A model from the host: -v models:/models -e AEC_MODEL=... serves it.
+#   4. A folder of models from the host: -v models:/models serves it; a model
+#      renamed into the folder and `podman kill -s HUP` (docker kill -s HUP)
+#      is served as ?model=NAME without a restart.
 #
 # Exit 0: passed, or "SKIP: ..." when podman cannot be installed or run at
 # all here (not root, no ../shared/tools/container-smoke, no apt mirror).
@@ -340,12 +342,12 @@ say "PID 1 is aecd, user aec (10001)"
 
 stop_expect_0 "$a"
 
-# ------------------------------------------------------------ 4. a model from the host
+# ------------------------------------------------------------ 4. models from the host, reloaded
 b=aec-ct-$$-hostmodel
 free_port
 pb=$port
-phase "serving a host model: $b with -v models:/models -e AEC_MODEL=/models/ci.safetensors"
-run_container "$b" "$pb" -v "$work/models:/models:ro" -e AEC_MODEL=/models/ci.safetensors
+phase "serving a host folder: $b with -v models:/models (holding ci.safetensors)"
+run_container "$b" "$pb" -v "$work/models:/models:ro"
 wait_ready "$b" "$pb"
 req "$b" "$work/model2.json" GET "http://127.0.0.1:$pb/v1/model"
 expect_status "$b" 200 "GET /v1/model" "$work/model2.json"
@@ -354,6 +356,23 @@ grep -q '"input":{"channels":3,"height":16,"width":16}' "$work/model2.json" ||
 req "$b" "$work/enc3.json" POST "http://127.0.0.1:$pb/encode" -H "Content-Type: $sample_type" --data-binary "@$sample"
 expect_status "$b" 200 "POST /encode (host model)" "$work/enc3.json"
 say "the host model is served (input 16x16)"
+# a second model arrives (temp name, then rename, as aec-train writes) and SIGHUP reloads
+second=$root/models/default.safetensors # the 48x48 model, or the trained one when absent
+[[ -f $second ]] || second=$work/models/ci.safetensors
+cp "$second" "$work/models/.second.tmp"
+mv "$work/models/.second.tmp" "$work/models/second.safetensors"
+"${P[@]}" kill -s HUP "$b" >/dev/null || fail "podman kill -s HUP failed"
+for _ in $(seq 1 100); do
+    req "$b" "$work/models.json" GET "http://127.0.0.1:$pb/v1/models/second"
+    [[ $status == 200 ]] && grep -q '"state":"ready"' "$work/models.json" && break
+    sleep 0.1
+done
+grep -q '"state":"ready"' "$work/models.json" ||
+    fail "after SIGHUP, /v1/models/second is not ready: $(head -c 300 "$work/models.json")"
+req "$b" "$work/enc4.json" POST "http://127.0.0.1:$pb/encode?model=second" -H "Content-Type: $sample_type" --data-binary "@$sample"
+expect_status "$b" 200 "POST /encode?model=second (after the reload)" "$work/enc4.json"
+grep -q '"model_name":"second"' "$work/enc4.json" || fail "?model=second did not answer: $(head -c 200 "$work/enc4.json")"
+say "SIGHUP reloaded the folder: ?model=second serves the new file, no restart"
 stop_expect_0 "$b"
 
 phase "PASS"
