@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages aec needs, skipping what is already there.
 # Run as root (or with sudo available).
 #   scripts/deps.sh          build and run (aecd, aec-train)
-#   scripts/deps.sh --test   also what the tests use: libcurl, promtool, clang-format
+#   scripts/deps.sh --test   also what the tests use: libcurl, promtool, clang-format,
+#                            chromium + chromedriver (the page test)
 #   scripts/deps.sh --bench  also wrk, PyTorch, FastAPI, and the non-cat pictures of the
 #                            anomaly benchmark (mate/gnome backgrounds, Fashion-MNIST)
 #   scripts/deps.sh --fuzz   also clang-14 and its sanitizer runtimes
@@ -10,7 +11,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcjson-dev libstb-dev
 libmicrohttpd-dev python3 curl ca-certificates"
 case "${1:-}" in
---test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format" ;;
+--test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format chromium chromium-driver" ;;
 --bench)
     pkgs="$pkgs libcurl4-openssl-dev wrk python3-torch python3-numpy python3-pil python3-fastapi
 python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist

@@ -23,6 +23,7 @@ typedef enum {
     AECD_EP_METRICS,
     AECD_EP_MODELS, /* /v1/models, /v1/models/NAME */
     AECD_EP_RELOAD, /* POST /v1/models/reload */
+    AECD_EP_PAGE,   /* GET / */
     AECD_EP_OTHER,
     AECD_EP_COUNT
 } aecd_endpoint;

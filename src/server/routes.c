@@ -14,6 +14,7 @@
  *   POST /v1/models/reload            rescan it, reply with the listing
  *   GET  /v1/model  what a model is (?model=, else the default)
  *   GET  /metrics   Prometheus text
+ *   GET  /          a page to try it (src/server/page/index.html)
  * Every model endpoint takes ?model=NAME (else the default model) and
  * ?timeout_ms= (see request.h).
  *
@@ -744,6 +745,24 @@ static void anomaly_finish(aecd_request *req)
     reply_json_buf(req, &b);
 }
 
+/* ---- the page at / ---------------------------------------------------------------- */
+
+/* src/server/page/index.html, embedded by cmake/embed.cmake. */
+extern const unsigned char aecd_page_html[];
+extern const size_t aecd_page_html_len;
+
+/* Everything the page needs is in it, and it only talks to this server. */
+#define PAGE_CSP                                                                                   \
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "                  \
+    "img-src blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "               \
+    "frame-ancestors 'none'"
+
+static void page(aecd_request *req)
+{
+    aecd_reply_static(req, 200, "text/html; charset=utf-8", (const char *)aecd_page_html);
+    aecd_reply_header(req, "Content-Security-Policy", PAGE_CSP);
+}
+
 /* ---- GET endpoints --------------------------------------------------------------------- */
 
 static void healthz(aecd_request *req)
@@ -872,6 +891,7 @@ static void metrics(aecd_request *req)
 
 /* path, endpoint, is_post, is_public, uses_model, params, check, respond, prepare, finish */
 static const aecd_route k_routes[] = {
+    {"/", AECD_EP_PAGE, 0, 1, 0, "", NULL, page, NULL, NULL},
     {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype model timeout_ms", check_image, NULL,
      image_prepare, encode_finish},
     {"/decode", AECD_EP_DECODE, 1, 0, 1, "width height model timeout_ms", check_latent, NULL,
