@@ -34,6 +34,13 @@ aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, a
                             aec_error *err);
 void aec_image_free(aec_rgb_image *img);
 
+/* Reads only the header: the image's size (checked as aec_image_decode
+ * checks it) and an upper bound of the bytes that decoding it and resizing
+ * it to a tensor of out_pixels pixels allocate at their peak. Lets a caller
+ * reserve memory before decoding. Same errors as aec_image_decode's. */
+aec_status aec_image_probe(const uint8_t *buf, size_t len, size_t max_pixels, size_t out_pixels,
+                           int *width, int *height, size_t *peak_bytes, aec_error *err);
+
 /* Interleaved RGB u8 -> planar floats [channels, out_h, out_w] in [0,1],
  * resizing with antialiasing when the size differs. channels is 3, or 1
  * (luma, for grey models). */

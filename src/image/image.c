@@ -181,6 +181,33 @@ aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, a
     return AEC_OK;
 }
 
+/* stb_image_resize's scratch for any of our resizes (a few rows of floats
+ * of the output and filter coefficients), with margin. */
+#define RESIZE_SCRATCH ((size_t)4 << 20)
+
+aec_status aec_image_probe(const uint8_t *buf, size_t len, size_t max_pixels, size_t out_pixels,
+                           int *width, int *height, size_t *peak_bytes, aec_error *err)
+{
+    *width = *height = 0;
+    *peak_bytes = 0;
+    if (!buf || len == 0)
+        return aec_fail(err, AEC_ERR_FORMAT, "image is empty");
+    if (len > INT_MAX)
+        return aec_fail(err, AEC_ERR_LIMIT, "image is %zu bytes; at most %d can be decoded", len,
+                        INT_MAX);
+    int w, h;
+    aec_status st = probe(buf, len, max_pixels, &w, &h, err);
+    if (st != AEC_OK)
+        return st;
+    /* while decoding: stb's buffers (its budget); then the RGB copy beside
+     * them; then, resizing, the RGB image, the resized copy and scratch */
+    size_t npix = (size_t)w * (size_t)h;
+    *peak_bytes = aec_stbi_decode_budget(w, h, len) + 3 * npix + 3 * out_pixels + RESIZE_SCRATCH;
+    *width = w;
+    *height = h;
+    return AEC_OK;
+}
+
 void aec_image_free(aec_rgb_image *img)
 {
     if (!img)

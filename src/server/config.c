@@ -65,6 +65,10 @@ static const opt_spec k_opts[] = {
      " beyond it: 503 [1G]"},
     {"max-pixels", "AEC_MAX_PIXELS", OPT_LONG, OFF(max_pixels), 1, 1LL << 40, "N",
      "largest uploaded image, width x height [40000000]"},
+    {"max-memory", "AEC_MAX_MEMORY", OPT_SIZE, OFF(max_memory), 1LL << 20, 1LL << 50, "SIZE",
+     "memory in-flight work may hold at once (decoded images, tensors, outputs): beyond it a"
+     " request waits, and one that can never fit gets 413 [half of RAM or of the cgroup limit,"
+     " at least 256M]"},
     {"timeout", "AEC_TIMEOUT", OPT_INT, OFF(timeout_s), 1, 86400, "SECONDS",
      "close a connection idle (or stalled mid-request) this long [30]"},
     {"header-timeout", "AEC_HEADER_TIMEOUT", OPT_INT, OFF(header_timeout_s), 1, 86400, "SECONDS",

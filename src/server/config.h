@@ -27,6 +27,7 @@ typedef struct {
     size_t max_body;      /* bytes */
     size_t max_buffered;  /* bytes of request bodies held at once, all requests */
     long max_pixels;      /* width * height of an uploaded image */
+    size_t max_memory;    /* bytes in-flight work may reserve (budget.h); 0 = the default */
     int timeout_s;        /* idle connection timeout */
     int header_timeout_s; /* a request header must arrive within this */
     int max_connections;

@@ -47,6 +47,7 @@
 #include "aec/model.h"
 
 #include "batcher.h"
+#include "budget.h"
 #include "config.h"
 #include "healthcheck.h"
 #include "http.h"
@@ -218,6 +219,7 @@ static void log_started(const aecd_server *srv, int port)
     aecd_log_int(&l, "max_batch", cfg->max_batch);
     aecd_log_int(&l, "batch_timeout_us", cfg->batch_timeout_us);
     aecd_log_int(&l, "queue_size", cfg->queue_size);
+    aecd_log_int(&l, "max_memory_mib", (long long)(cfg->max_memory >> 20));
     aecd_log_str(&l, "auth", cfg->api_key ? "bearer" : "none");
     aecd_log_end(&l);
     aecd_version_release(v);
@@ -260,6 +262,7 @@ static void drain(aecd_server *srv, int sig)
      * connection), and only then stop MHD, which must not see a suspended
      * connection. */
     aecd_workers_close(srv->workers);
+    aecd_budget_stop(srv->budget); /* requests waiting for memory give up (503) */
     aecd_batcher_stop(srv->batcher);
     aecd_workers_join(srv->workers);
     if (aecd_http_pipeline(srv) != 0) /* a bug: MHD would see a suspended connection */
@@ -275,6 +278,7 @@ static void server_free(aecd_server *srv)
     aecd_workers_free(srv->workers);
     aecd_registry_free(srv->registry); /* after the requests: they hold versions */
     aecd_metrics_free(srv->metrics);
+    aecd_budget_free(srv->budget);
 }
 
 static int serve(aecd_server *srv)
@@ -283,7 +287,8 @@ static int serve(aecd_server *srv)
     if (load_models(srv) != 0)
         return 1;
     srv->metrics = aecd_metrics_create(cfg->max_batch);
-    if (!srv->metrics) {
+    srv->budget = aecd_budget_create(cfg->max_memory);
+    if (!srv->metrics || !srv->budget) {
         fprintf(stderr, "aecd: out of memory\n");
         return 1;
     }
@@ -321,6 +326,8 @@ int main(int argc, char **argv)
         return 1;
     }
     openblas_set_num_threads(cfg.blas_threads);
+    if (!cfg.max_memory)
+        cfg.max_memory = aecd_budget_default_limit();
 
     aecd_server srv;
     memset(&srv, 0, sizeof srv);

@@ -8,6 +8,8 @@
  *   aec_buffered_bytes                          gauge
  *   aec_batch_size                              histogram
  *   aec_queue_wait_seconds                      histogram
+ *   aec_memory_limit_bytes, aec_memory_reserved_bytes,
+ *   aec_memory_reserved_peak_bytes, aec_memory_waiting_requests  gauges
  *   aec_models_served, aec_models_failed        gauges
  *   aec_model_loads_total{result}               counter
  *   aec_model_reloads_total                     counter
@@ -210,6 +212,18 @@ static void render_gauges(aecd_buf *b, aecd_metrics *m, const aecd_metrics_info 
     header(b, "aec_buffered_bytes", "gauge",
            "Bytes of request bodies held in memory (bounded by --max-buffered).");
     aecd_buf_printf(b, "aec_buffered_bytes %llu\n", info->buffered_bytes);
+    header(b, "aec_memory_limit_bytes", "gauge",
+           "The memory budget of in-flight work (--max-memory).");
+    aecd_buf_printf(b, "aec_memory_limit_bytes %zu\n", info->memory_limit);
+    header(b, "aec_memory_reserved_bytes", "gauge",
+           "Memory reserved by in-flight work (decoded images, tensors, outputs).");
+    aecd_buf_printf(b, "aec_memory_reserved_bytes %zu\n", info->memory_reserved);
+    header(b, "aec_memory_reserved_peak_bytes", "gauge",
+           "The most memory ever reserved at once since start.");
+    aecd_buf_printf(b, "aec_memory_reserved_peak_bytes %zu\n", info->memory_peak);
+    header(b, "aec_memory_waiting_requests", "gauge",
+           "Requests waiting for memory to be released.");
+    aecd_buf_printf(b, "aec_memory_waiting_requests %ld\n", info->memory_waiting);
     header(b, "aec_models_served", "gauge", "Models of the repository with a version serving.");
     aecd_buf_printf(b, "aec_models_served %ld\n", info->models_served);
     header(b, "aec_models_failed", "gauge",

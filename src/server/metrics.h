@@ -43,6 +43,8 @@ typedef struct {
     long models_served;                /* model names with a version serving */
     long models_failed;                /* names whose last load failed */
     unsigned long long loads_ok, loads_failed, reloads;
+    size_t memory_limit, memory_reserved, memory_peak; /* --max-memory (budget.h) */
+    long memory_waiting;
 } aecd_metrics_info;
 
 aecd_metrics *aecd_metrics_create(int max_batch);

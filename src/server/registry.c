@@ -131,9 +131,10 @@ static int build_json(aecd_version *v, const aecd_config *cfg)
     }
     aecd_buf_printf(&b,
                     ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
-                    "\"max_batch\":%d,\"max_output_side\":%d,\"max_query\":%d}}\n",
-                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_batch, AECD_MAX_OUTPUT_SIDE,
-                    AECD_MAX_QUERY);
+                    "\"max_memory\":%zu,\"max_batch\":%d,\"max_output_side\":%d,"
+                    "\"max_query\":%d}}\n",
+                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_memory, cfg->max_batch,
+                    AECD_MAX_OUTPUT_SIDE, AECD_MAX_QUERY);
     if (bad)
         aecd_logf(AECD_LOG_WARN, "model %s: metadata JSON does not parse; /v1/model shows null",
                   v->name);

@@ -13,6 +13,7 @@
 #include "aec/clock.h"
 #include "aec/hash.h"
 
+#include "budget.h"
 #include "buf.h"
 #include "log.h"
 
@@ -244,8 +245,45 @@ void aecd_request_start(aecd_request *req)
     resume(req); /* called again at once, to queue the 503 */
 }
 
+int aecd_request_reserve(aecd_request *req, size_t bytes, const char *what)
+{
+    aecd_budget *b = req->srv->budget;
+    if (!b || !bytes)
+        return 0;
+    uint64_t until = req->deadline_ns;
+    if (!until)
+        until = aec_now_ns() + (uint64_t)req->srv->cfg->timeout_s * 1000000000u;
+    switch (aecd_budget_reserve(b, bytes, until)) {
+    case AECD_BUDGET_OK: req->reserved += bytes; return 0;
+    case AECD_BUDGET_NEVER:
+        aecd_reply_error(req, 413, "image_too_large",
+                         "%s needs %zu MiB of memory; this server's --max-memory is %zu MiB", what,
+                         (bytes >> 20) + 1, aecd_budget_limit(b) >> 20);
+        return -1;
+    case AECD_BUDGET_TIMEOUT:
+        aecd_reply_error(req, 503, "overloaded",
+                         "%s needs %zu MiB of memory and the server's --max-memory stayed in use"
+                         " by other requests; retry shortly",
+                         what, (bytes >> 20) + 1);
+        return -1;
+    case AECD_BUDGET_STOPPED: break;
+    }
+    aecd_reply_error(req, 503, "not_ready", "the server is shutting down");
+    return -1;
+}
+
+void aecd_request_unreserve(aecd_request *req, size_t bytes)
+{
+    if (bytes > req->reserved)
+        bytes = req->reserved;
+    if (bytes && req->srv->budget)
+        aecd_budget_release(req->srv->budget, bytes);
+    req->reserved -= bytes;
+}
+
 void aecd_request_release(aecd_request *req)
 {
+    aecd_request_unreserve(req, req->reserved);
     if (req->upstream) { /* a bug: every way out of the pipeline ends the count */
         aecd_logf(AECD_LOG_ERROR, "request %s ended while counted upstream of the batcher",
                   req->id);

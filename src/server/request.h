@@ -68,6 +68,7 @@ struct aecd_request {
 
     /* the pipeline */
     aecd_version *ver; /* the model version it uses (uses_model routes), a reference */
+    size_t reserved;   /* bytes it holds of the memory budget (budget.h) */
     aecd_task task;
     aecd_job job;
     int upstream; /* counted by the batcher as upstream (see aecd_request_submit) */
@@ -88,7 +89,8 @@ typedef enum {
 } aecd_stage;
 
 struct aecd_route {
-    const char *path; /* exact, or a prefix ending in '/' (then the rest is req->path_arg) */
+    const char *path; /* exact, or a prefix ending in '/' other than "/" itself (then the rest
+                         of the path is req->path_arg) */
     aecd_endpoint endpoint;
     int is_post;        /* POST with a body; otherwise GET (and HEAD) */
     int is_public;      /* answered without the API key */
@@ -142,8 +144,18 @@ void aecd_request_start(aecd_request *req);
  * Takes a reference to v. Only before the job is submitted. */
 void aecd_request_use_version(aecd_request *req, aecd_version *v, const aecd_pass *pass);
 
+/* Reserves bytes of the memory budget (--max-memory) for what the request
+ * is about to allocate (what: words for a message, "decoding a 4000x3000
+ * image"), waiting until they fit, at most until the request's deadline or
+ * --timeout. 0, or -1 with the reply set: 413 image_too_large when they can
+ * never fit, 503 overloaded when the wait ran out, 503 not_ready when
+ * shutting down. aecd_request_unreserve gives some back early; the rest is
+ * returned when the request ends. */
+int aecd_request_reserve(aecd_request *req, size_t bytes, const char *what);
+void aecd_request_unreserve(aecd_request *req, size_t bytes);
+
 /* What the pipeline holds when the request ends: its version, its upstream
- * count (a bug if still counted), its tensors and body. */
+ * count (a bug if still counted), its memory reservation, tensors and body. */
 void aecd_request_release(aecd_request *req);
 
 /* Submits req->job to the batcher. A model request

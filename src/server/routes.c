@@ -40,6 +40,7 @@
 #include "aec/latent.h"
 
 #include "base64.h"
+#include "budget.h"
 #include "batcher.h"
 #include "buf.h"
 #include "jsonx.h"
@@ -251,15 +252,30 @@ static aecd_stage image_prepare(aecd_request *req)
     const aec_model *m = req->ver->model;
     int encode = req->route->endpoint == AECD_EP_ENCODE;
     size_t out_count = encode ? aec_model_latent_count(m) : aec_model_output_count(m);
-    if (alloc_tensors(req, aec_model_input_count(m), out_count) != 0)
-        return AECD_STAGE_DONE;
+    size_t in_count = aec_model_input_count(m);
     const uint8_t *data;
     size_t len;
     if (image_bytes(req, &data, &len) != 0)
         return AECD_STAGE_DONE;
+    /* the header first: reserve what decoding will take before it starts */
     aec_error err = {{0}};
-    aec_status st = aec_image_load_tensor(data, len, (size_t)req->srv->cfg->max_pixels, m->input.c,
-                                          m->input.h, m->input.w, req->tensor_in, &err);
+    size_t max_pixels = (size_t)req->srv->cfg->max_pixels, peak;
+    int w, h;
+    aec_status st = aec_image_probe(data, len, max_pixels, (size_t)m->input.h * (size_t)m->input.w,
+                                    &w, &h, &peak, &err);
+    if (st != AEC_OK) {
+        reply_image_error(req, st, &err);
+        return AECD_STAGE_DONE;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "decoding a %dx%d image", w, h);
+    size_t tensors = (in_count + out_count) * sizeof(float);
+    if (aecd_request_reserve(req, peak + tensors, what) != 0 ||
+        alloc_tensors(req, in_count, out_count) != 0)
+        return AECD_STAGE_DONE;
+    st = aec_image_load_tensor(data, len, max_pixels, m->input.c, m->input.h, m->input.w,
+                               req->tensor_in, &err);
+    aecd_request_unreserve(req, peak); /* decoded: only the tensors stay */
     if (st != AEC_OK) {
         reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
@@ -599,9 +615,17 @@ static void output_size(const aecd_request *req, int *ow, int *oh)
     *oh = h < 1 ? 1 : h > AECD_MAX_OUTPUT_SIDE ? AECD_MAX_OUTPUT_SIDE : h;
 }
 
+/* A parsed JSON body takes about this many times its bytes (cJSON nodes). */
+#define JSON_PARSE_FACTOR 8
+
 static aecd_stage decode_prepare(aecd_request *req)
 {
     int binary = is_binary_latent(req);
+    size_t parse = binary ? 0 : req->body_len * JSON_PARSE_FACTOR;
+    char what[64];
+    snprintf(what, sizeof what, "parsing a %zu-byte JSON latent", req->body_len);
+    if (aecd_request_reserve(req, parse, what) != 0)
+        return AECD_STAGE_DONE;
     cJSON *root = NULL;
     if (latent_model(req, binary, &root) != 0)
         return AECD_STAGE_DONE;
@@ -617,10 +641,20 @@ static aecd_stage decode_prepare(aecd_request *req)
         return AECD_STAGE_DONE;
     }
     size_t dim = aec_model_latent_count(m);
+    /* the tensors, and a resized output and its PNG when asked for */
+    size_t need = (dim + aec_model_output_count(m)) * sizeof(float);
+    if (resized)
+        need += (size_t)m->input.c * (size_t)ow * (size_t)oh * (sizeof(float) + 2);
+    snprintf(what, sizeof what, "a %dx%d output", ow, oh);
+    if (aecd_request_reserve(req, need, what) != 0) {
+        cJSON_Delete(root);
+        return AECD_STAGE_DONE;
+    }
     int rc = alloc_tensors(req, dim, aec_model_output_count(m));
     if (rc == 0)
         rc = binary ? latent_from_binary(req, dim) : latent_values(req, root, dim);
     cJSON_Delete(root);
+    aecd_request_unreserve(req, parse);
     if (rc != 0)
         return AECD_STAGE_DONE;
     aecd_request_free_body(req);
@@ -877,6 +911,10 @@ static void metrics(aecd_request *req)
         .loads_ok = rs.loads_ok,
         .loads_failed = rs.loads_failed,
         .reloads = rs.reloads,
+        .memory_limit = aecd_budget_limit(srv->budget),
+        .memory_reserved = aecd_budget_used(srv->budget),
+        .memory_peak = aecd_budget_peak(srv->budget),
+        .memory_waiting = aecd_budget_waiting(srv->budget),
     };
     size_t len;
     char *text = aecd_metrics_render(srv->metrics, &info, &len);
@@ -920,8 +958,8 @@ const aecd_route *aecd_route_find(const char *path, char *arg, size_t arg_len)
     for (size_t i = 0; i < NROUTES; i++) {
         const char *p = k_routes[i].path;
         size_t n = strlen(p);
-        if (p[n - 1] == '/' && strncmp(p, path, n) == 0 && path[n] && !strchr(path + n, '/') &&
-            strlen(path + n) < arg_len) {
+        if (n > 1 && p[n - 1] == '/' && strncmp(p, path, n) == 0 && path[n] &&
+            !strchr(path + n, '/') && strlen(path + n) < arg_len) {
             memcpy(arg, path + n, strlen(path + n) + 1);
             return &k_routes[i];
         }

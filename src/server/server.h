@@ -59,10 +59,12 @@ typedef struct aecd_workers aecd_workers;
 typedef struct aecd_metrics aecd_metrics;
 typedef struct aecd_watchdog aecd_watchdog;
 typedef struct aecd_registry aecd_registry;
+typedef struct aecd_budget aecd_budget;
 
 typedef struct aecd_server {
     const aecd_config *cfg;
     aecd_registry *registry; /* the models served (registry.h) */
+    aecd_budget *budget;     /* --max-memory (budget.h) */
     atomic_int reloading;    /* SIGHUP seen: the main thread reloads */
 
     aecd_batcher *batcher;

@@ -343,9 +343,9 @@ static void test_methods_paths(const aecd_proc *p)
     check_405(p, "DELETE", "/v1/model", "GET, HEAD");
     check_405(p, "POST", "/metrics", "GET, HEAD");
     check_405(p, "OPTIONS", "/encode", "POST");
-    const char *paths[] = {"/",          "/nope",          "/encode/",
-                           "/ENCODE",    "/v1/modelz",     "/v2/model",
-                           "/healthz/x", "/../etc/passwd", "/%2e%2e/etc/passwd"};
+    const char *paths[] = {
+        "//",        "/nope",          "/encode/",   "/ENCODE",        "/v1/modelz",
+        "/v2/model", "/v1/models/a/b", "/healthz/x", "/../etc/passwd", "/%2e%2e/etc/passwd"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_resp r;
         http_get(p, paths[i], &r);

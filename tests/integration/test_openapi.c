@@ -98,6 +98,7 @@ static void capture_main(manifest *m, const aecd_proc *p)
     uint8_t *png = harness_png(HARNESS_SIDE, HARNESS_SIDE, 31, &n);
     http_opts img = {.content_type = "image/png", .body = png, .len = n};
     capture(m, p, "GET", "/healthz", NULL, 200);
+    capture(m, p, "GET", "/", NULL, 200);
     capture(m, p, "GET", "/readyz", NULL, 200);
     capture(m, p, "GET", "/v1/model", NULL, 200);
     capture(m, p, "GET", "/metrics", NULL, 200);

@@ -1,0 +1,107 @@
+/* test_aecd_budget.c - the memory budget alone (src/server/budget.h):
+ * reservations within the limit, NEVER beyond it, waiting until memory is
+ * released, first come first served (a large waiter is not passed by small
+ * ones that arrive after it), TIMEOUT at the deadline, STOPPED on stop.
+ * Waiting threads are observed through aecd_budget_waiting, so no check
+ * depends on the machine's speed. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "aec/clock.h"
+
+#include "budget.h"
+#include "testutil.h"
+
+#define MiB ((size_t)1 << 20)
+
+typedef struct {
+    aecd_budget *b;
+    size_t bytes;
+    uint64_t deadline;
+    atomic_int done;
+    aecd_budget_result r;
+    int order; /* when it got its memory */
+} taker;
+
+static atomic_int g_order;
+
+static void *take(void *arg)
+{
+    taker *t = arg;
+    t->r = aecd_budget_reserve(t->b, t->bytes, t->deadline);
+    t->order = atomic_fetch_add(&g_order, 1);
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+static uint64_t in_s(int s)
+{
+    return aec_now_ns() + (uint64_t)s * 1000000000u;
+}
+
+static void wait_waiting(aecd_budget *b, long n)
+{
+    for (int i = 0; i < 20000 && aecd_budget_waiting(b) < n; i++)
+        usleep(1000);
+}
+
+static int wait_done(taker *t)
+{
+    for (int i = 0; i < 20000 && !atomic_load(&t->done); i++)
+        usleep(1000);
+    return atomic_load(&t->done);
+}
+
+int main(void)
+{
+    aecd_budget *b = aecd_budget_create(100 * MiB);
+    REQUIRE(b, "create");
+    CHECK(aecd_budget_limit(b) == 100 * MiB, "limit");
+    CHECK(aecd_budget_reserve(b, 101 * MiB, in_s(20)) == AECD_BUDGET_NEVER,
+          "more than the limit: NEVER, at once");
+    CHECK(aecd_budget_reserve(b, 60 * MiB, in_s(20)) == AECD_BUDGET_OK, "60 of 100: OK");
+    CHECK(aecd_budget_used(b) == 60 * MiB, "used 60");
+
+    /* a large waiter (50) first, then a small one (10) that would fit now:
+     * the small one waits its turn */
+    taker big = {.b = b, .bytes = 50 * MiB, .deadline = in_s(20)};
+    taker small = {.b = b, .bytes = 10 * MiB, .deadline = in_s(20)};
+    pthread_t tb, ts;
+    pthread_create(&tb, NULL, take, &big);
+    wait_waiting(b, 1);
+    pthread_create(&ts, NULL, take, &small);
+    wait_waiting(b, 2);
+    CHECK(aecd_budget_waiting(b) == 2 && !atomic_load(&small.done),
+          "the small reservation waits behind the large one, though it would fit");
+    aecd_budget_release(b, 60 * MiB);
+    CHECK(wait_done(&big) && wait_done(&small), "both get their memory after the release");
+    pthread_join(tb, NULL);
+    pthread_join(ts, NULL);
+    CHECK(big.r == AECD_BUDGET_OK && small.r == AECD_BUDGET_OK && big.order < small.order,
+          "first come, first served");
+    CHECK(aecd_budget_used(b) == 60 * MiB && aecd_budget_peak(b) == 60 * MiB,
+          "used 60 (50 + 10), peak 60");
+
+    /* a deadline that passes while waiting: TIMEOUT, nothing taken */
+    CHECK(aecd_budget_reserve(b, 50 * MiB, aec_now_ns() + 50000000u) == AECD_BUDGET_TIMEOUT,
+          "no room before the deadline: TIMEOUT");
+    CHECK(aecd_budget_used(b) == 60 * MiB, "a timed-out reservation takes nothing");
+
+    /* stop wakes a waiter */
+    taker late = {.b = b, .bytes = 90 * MiB, .deadline = in_s(20)};
+    pthread_t tl;
+    pthread_create(&tl, NULL, take, &late);
+    wait_waiting(b, 1);
+    aecd_budget_stop(b);
+    CHECK(wait_done(&late) && late.r == AECD_BUDGET_STOPPED, "stop: the waiter gets STOPPED");
+    pthread_join(tl, NULL);
+    CHECK(aecd_budget_reserve(b, 1, in_s(20)) == AECD_BUDGET_STOPPED, "after stop: STOPPED");
+    aecd_budget_release(b, 60 * MiB);
+    CHECK(aecd_budget_used(b) == 0, "all released");
+    aecd_budget_free(b);
+
+    size_t d = aecd_budget_default_limit();
+    CHECK(d >= 256 * MiB, "the default limit is at least 256 MiB (%zu MiB)", d / MiB);
+    return TEST_SUMMARY();
+}
