@@ -31,6 +31,7 @@ WORKDIR /src
 # Only what the build reads, so that a new model (models/) or a docs change
 # does not invalidate the compiled layers.
 COPY CMakeLists.txt openapi.yaml ./
+COPY cmake/ cmake/
 COPY include/ include/
 COPY src/ src/
 COPY bench/ bench/

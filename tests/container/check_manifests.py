@@ -113,6 +113,10 @@ if check(dep is not None, "docker/k8s/deployment.yaml: no Deployment"):
     buffered = size_bytes(env.get("AEC_MAX_BUFFERED", "1G"))
     check(buffered and lim_mem and buffered < lim_mem / 2,
           "Deployment: AEC_MAX_BUFFERED well below the memory limit")
+    work = size_bytes(env.get("AEC_MAX_MEMORY", "0"))
+    check(work and lim_mem and work + buffered + (192 << 20) <= lim_mem,
+          "Deployment: AEC_MAX_MEMORY + AEC_MAX_BUFFERED + 192 MiB (models, code) fit the memory"
+          " limit")
     check("AEC_THREADS" in env and "AEC_BLAS_THREADS" in env,
           "Deployment: AEC_THREADS and AEC_BLAS_THREADS set (aecd would size for the node's cores)")
     psc, csc = pod.get("securityContext") or {}, c.get("securityContext") or {}
