@@ -55,6 +55,27 @@ aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixe
 aec_status aec_image_encode_png(const float *chw, int c, int h, int w, uint8_t **png,
                                 size_t *png_len, aec_error *err);
 
+/* ---- the resizers of common thumbnail pipelines (resample.c) ----------------
+ * Pillow's Image.resize filters, antialiased when downscaling (the filter's
+ * support grows with the scale factor). */
+typedef enum {
+    AEC_FILTER_BOX = 0,
+    AEC_FILTER_BILINEAR = 1,
+    AEC_FILTER_BICUBIC = 2,
+    AEC_FILTER_LANCZOS = 3,
+} aec_filter;
+
+const char *aec_filter_name(aec_filter f);
+
+/* Resamples the crop (x, y, w, h in input pixels; fractional allowed) of img
+ * to out_w x out_h interleaved RGB into out (out_w*out_h*3 bytes). */
+aec_status aec_image_resample(const aec_rgb_image *img, double x, double y, double w, double h,
+                              int out_w, int out_h, aec_filter f, uint8_t *out, aec_error *err);
+
+/* Encodes img as a JPEG of the given quality (1..100, stb_image_write) and
+ * decodes it back in place: what a JPEG-compressed copy of it looks like. */
+aec_status aec_image_jpeg_roundtrip(aec_rgb_image *img, int quality, aec_error *err);
+
 /* Planar float resize [c,h,w] -> [c,oh,ow] with the antialiasing filter. */
 aec_status aec_tensor_resize(const float *chw, int c, int h, int w, float *out, int oh, int ow,
                              aec_error *err);
