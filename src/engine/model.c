@@ -22,6 +22,7 @@
 
 #include "aec/hash.h"
 #include "aec/layers.h"
+#include "aec/random.h"
 #include "parallel.h"
 
 /* Bounds that keep every size computation far from overflow. */
@@ -379,14 +380,6 @@ void aec_model_free(aec_model *m)
 
 /* ---- initialization and identity ----------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void aec_model_init_weights(aec_model *m, uint64_t seed)
 {
     uint64_t s = seed ^ 0x5eed5eed5eedull;
@@ -406,7 +399,7 @@ void aec_model_init_weights(aec_model *m, uint64_t seed)
         float limit = (float)sqrt(6.0 / (fan_in + fan_out)); /* Glorot uniform */
         aec_param *w = &L->params[0], *b = &L->params[1];
         for (size_t k = 0; k < w->count; k++) {
-            float u = (float)(splitmix64(&s) >> 40) / (float)(1ull << 24);
+            float u = (float)(aec_random_next(&s) >> 40) / (float)(1ull << 24);
             w->data[k] = (2.0f * u - 1.0f) * limit;
         }
         memset(b->data, 0, sizeof(float) * b->count);

@@ -28,6 +28,7 @@
 
 #include "aec/codec.h"
 #include "aec/layers.h"
+#include "aec/random.h"
 #include "train.h"
 
 struct train_codec {
@@ -38,14 +39,6 @@ struct train_codec {
     float *yq, *yn, *dy; /* [batch x latent] */
     uint64_t rng;
 };
-
-static uint64_t next_random(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 void train_codec_free(train_codec *c)
 {
@@ -109,7 +102,7 @@ double train_codec_step(train_codec *c, aec_model *m, aec_workspace *ws, const f
     size_t count = c->latent * (size_t)n;
     const float *y = aec_model_forward_train_range(m, ws, x, n, 0, latent);
     for (size_t i = 0; i < count; i++) {
-        double u = (double)(next_random(&c->rng) >> 11) * 0x1.0p-53 - 0.5;
+        double u = (double)(aec_random_next(&c->rng) >> 11) * 0x1.0p-53 - 0.5;
         c->yq[i] = rintf(y[i]);
         c->yn[i] = y[i] + (float)u;
     }

@@ -29,6 +29,7 @@
 #include "aec/layers.h"
 #include "aec/image.h"
 #include "aec/model.h"
+#include "aec/random.h"
 #include "aec/safetensors.h"
 #include "train.h"
 
@@ -41,18 +42,10 @@ static double now_seconds(void)
     return (double)aec_now_ns() * 1e-9;
 }
 
-static uint64_t next_random(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(size_t *a, size_t n, uint64_t *rng)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(next_random(rng) % i);
+        size_t j = (size_t)(aec_random_next(rng) % i);
         size_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;
@@ -218,6 +211,8 @@ static char *train_record(const train_options *o, size_t ntrain, size_t nval, in
     cJSON_AddStringToObject(r, "optimizer", "adam(0.9,0.999,1e-7)");
     cJSON_AddNumberToObject(r, "seed", (double)o->seed);
     cJSON_AddNumberToObject(r, "threads", o->threads);
+    if (o->augment > 0)
+        cJSON_AddNumberToObject(r, "augment", o->augment);
     cJSON_AddNumberToObject(r, "train_images", (double)ntrain);
     cJSON_AddNumberToObject(r, "val_images", (double)nval);
     cJSON_AddNumberToObject(r, "train_loss", loss);
@@ -316,12 +311,14 @@ static aec_status setup(run_state *r, const train_options *o, aec_error *err)
         (st = train_codec_create(&r->codec, r->m, o->batch, o->seed, err)))
         return st;
     double t0 = now_seconds();
-    if ((st = train_dataset_load(&r->ds, o->data_dir, o->limit, r->m->input.c, r->m->input.h,
-                                 r->m->input.w, o->threads, err)))
+    if ((st = train_dataset_load(&r->ds, o, r->m->input.c, r->m->input.h, r->m->input.w, err)))
         return st;
     if (!o->quiet)
-        fprintf(stderr, "loaded %zu images from %s in %.1f s (%zu skipped)\n", r->ds.count,
-                o->data_dir, now_seconds() - t0, r->ds.skipped);
+        fprintf(stderr,
+                "loaded %zu images (%zu photos x %d) from %s%s in %.1f s (%zu skipped, %zu"
+                " excluded)\n",
+                r->ds.count, r->ds.files, r->ds.variants, o->data_dirs[0],
+                o->ndata > 1 ? " and more" : "", now_seconds() - t0, r->ds.skipped, r->ds.excluded);
     size_t per = aec_model_input_count(r->m), n = r->ds.count;
     int eval_batch = o->batch < 64 ? o->batch : 64;
     r->order = malloc(sizeof(size_t) * n);
@@ -406,14 +403,20 @@ aec_status train_run(const train_options *o, aec_error *err)
         return st;
     }
     openblas_set_num_threads(o->threads);
-    size_t n = r.ds.count;
-    for (size_t i = 0; i < n; i++)
+    /* The split is by photo: a photo's variants all train or all validate.
+     * With one variant per photo this is the old split, image for image. */
+    size_t n = r.ds.count, files = r.ds.files, vars = (size_t)r.ds.variants;
+    for (size_t i = 0; i < files; i++)
         r.order[i] = i;
     uint64_t rng = o->seed;
-    shuffle(r.order, n, &rng);
-    size_t nval = (size_t)((double)n * o->val);
-    if (o->val > 0 && nval == 0 && n > 1)
-        nval = 1;
+    shuffle(r.order, files, &rng);
+    size_t nval_files = (size_t)((double)files * o->val);
+    if (o->val > 0 && nval_files == 0 && files > 1)
+        nval_files = 1;
+    for (size_t i = files; i-- > 0;) /* expand photo i to its images, in place from the end */
+        for (size_t v = vars; v-- > 0;)
+            r.order[i * vars + v] = r.order[i] * vars + v;
+    size_t nval = nval_files * vars;
     size_t ntrain = n - nval;
     size_t *train_idx = r.order, *val_idx = r.order + ntrain;
     /* calibration and preview use validation images, or training ones if none */

@@ -21,7 +21,13 @@ static void usage(FILE *f)
                "Trains an autoencoder on the photos under DIR (recursively) and writes a model\n"
                "file (safetensors with aec metadata) that aecd serves.\n"
                "\n"
-               "  --data DIR        folder of images (PNG, JPEG, BMP, GIF, TGA)\n"
+               "  --data DIR        folder of images (PNG, JPEG, BMP, GIF, TGA); repeat it\n"
+               "                    to train on several folders\n"
+               "  --augment N       make N thumbnails of each photo by random pipelines (box,\n"
+               "                    bilinear, bicubic or Lanczos; crops keeping the aspect,\n"
+               "                    JPEG re-compression, flips) instead of one resize\n"
+               "  --exclude FILE    never use the files named in FILE (one base name per\n"
+               "                    line): held-out photos\n"
                "  --out FILE        model file to write (atomically)\n"
                "  --arch mlp|conv   reference MLP with batchnorm, or convolutional (default conv)\n"
                "  --size S          input side in pixels (default 48)\n"
@@ -34,7 +40,7 @@ static void usage(FILE *f)
                "  --lr X            Adam learning rate (default 0.001)\n"
                "  --schedule S      constant (default) or cosine learning-rate decay\n"
                "  --val F           fraction held out for validation (default 0.1)\n"
-               "  --limit N         use only the first N files by name\n"
+               "  --limit N         use only the first N files by name (of each --data)\n"
                "  --seed N          shuffling and initialization seed (default 1)\n"
                "  --threads N       decoding and BLAS threads (default: all cores)\n"
                "  --no-bn-recal     keep batchnorm's running averages as trained\n"
@@ -114,8 +120,16 @@ static int parse_args(int argc, char **argv, train_options *o)
         }
         const char *val = argv[++i];
         int bad = 0;
-        if (!strcmp(a, "--data"))
-            o->data_dir = val;
+        if (!strcmp(a, "--data")) {
+            if (o->ndata == TRAIN_MAX_DATA) {
+                fprintf(stderr, "aec-train: at most %d --data folders\n", TRAIN_MAX_DATA);
+                return -1;
+            }
+            o->data_dirs[o->ndata++] = val;
+        } else if (!strcmp(a, "--exclude"))
+            o->exclude = val;
+        else if (!strcmp(a, "--augment"))
+            bad = parse_long(a, val, 0, 64, &v) || ((o->augment = (int)v), 0);
         else if (!strcmp(a, "--out"))
             o->out = val;
         else if (!strcmp(a, "--arch"))
@@ -173,7 +187,7 @@ static int parse_args(int argc, char **argv, train_options *o)
         fprintf(stderr, "aec-train: --latent-scale needs --init\n");
         return -1;
     }
-    if (!o->data_dir || !o->out) {
+    if (!o->ndata || !o->out) {
         fprintf(stderr, "aec-train: --data and --out are required (see --help)\n");
         return -1;
     }

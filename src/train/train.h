@@ -1,6 +1,7 @@
 /* train.h - the pieces of aec-train (private to src/train/).
  *
  * dataset.c: finds and decodes the photos into memory (uint8, planar).
+ * augment.c: a thumbnail made the way users make theirs (random pipelines).
  * arch.c:    the layer specs of the built-in architectures.
  * loop.c:    the training loop, evaluation, calibration and the model file.
  * main.c:    options and the program entry point.
@@ -13,14 +14,20 @@
 #include <stdint.h>
 
 #include "aec/error.h"
+#include "aec/image.h"
 #include "aec/model.h"
 
+#define TRAIN_MAX_DATA 8 /* --data folders */
+
 typedef struct {
-    const char *data_dir;
-    const char *arch; /* "mlp" or "conv" */
-    int size;         /* input side in pixels */
-    int latent;       /* latent size (mlp: values; conv: channels at size/4) */
-    int width;        /* conv: base channel count */
+    const char *data_dirs[TRAIN_MAX_DATA]; /* --data, repeatable */
+    int ndata;
+    const char *exclude; /* file of base names never to use (held-out photos), or NULL */
+    int augment;         /* thumbnails per photo by random pipelines (augment.c); 0 = off */
+    const char *arch;    /* "mlp" or "conv" */
+    int size;            /* input side in pixels */
+    int latent;          /* latent size (mlp: values; conv: channels at size/4) */
+    int width;           /* conv: base channel count */
     int epochs;
     double max_seconds; /* stop after the epoch that crosses this much training time */
     int batch;
@@ -49,17 +56,30 @@ typedef struct {
 
 /* ---- dataset.c ---- */
 typedef struct {
-    size_t count;   /* images kept */
-    size_t skipped; /* files that could not be read or decoded */
+    size_t count;    /* images kept: files * variants */
+    size_t files;    /* photos they came from */
+    size_t skipped;  /* files that could not be read or decoded */
+    size_t excluded; /* files left out by --exclude */
+    int variants;    /* images per photo */
+    int augment;     /* made by augment.c's pipelines */
     int c, h, w;
-    uint8_t *pixels; /* count * c*h*w, planar per image */
+    uint8_t *pixels; /* count * c*h*w, planar per image; a photo's variants are adjacent */
+    size_t *source;  /* per image: the index of its photo */
 } train_dataset;
 
-aec_status train_dataset_load(train_dataset *ds, const char *dir, long limit, int c, int h, int w,
-                              int threads, aec_error *err);
+/* The photos of o->data_dirs (o->limit, o->exclude, o->augment, o->seed,
+ * o->threads) at c x h x w. */
+aec_status train_dataset_load(train_dataset *ds, const train_options *o, int c, int h, int w,
+                              aec_error *err);
 void train_dataset_free(train_dataset *ds);
 /* images idx[0..n) -> floats in [0,1] */
 void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, float *out);
+
+/* ---- augment.c ---- */
+/* One thumbnail of photo made by a random pipeline drawn from seed: out_w x
+ * out_h interleaved RGB into out. */
+aec_status train_augment(const aec_rgb_image *photo, uint64_t seed, int out_w, int out_h,
+                         uint8_t *out, aec_error *err);
 
 /* ---- arch.c ---- */
 /* malloc'd aec.layers JSON; *latent_index set. */

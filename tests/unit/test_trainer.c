@@ -6,6 +6,8 @@
  * - SIGINT mid-training still leaves a valid model of the last complete epoch;
  * - unreadable files are skipped with a warning; bad options and a missing
  *   folder fail with a message and a non-zero exit;
+ * - --augment over two --data folders with --exclude: same bytes for the
+ *   same seed, and the counts it reports;
  * - codec training (--lambda, --init, --latent-scale): the file gets coder
  *   tables and coded figures; --latent-scale leaves the function unchanged;
  *   a larger lambda gives fewer bytes. */
@@ -118,6 +120,47 @@ static void trains_and_learns(const char *data, const char *tmp)
     aec_model_free(m);
     /* the final figure is after batchnorm re-estimation */
     CHECK(end > 0 && end < 0.5 * start, "mlp validation MSE %g -> %g", start, end);
+}
+
+/* --augment with two --data folders and --exclude: reproducible, and it
+ * says what it used. */
+static void trains_augmented(const char *data, const char *tmp)
+{
+    char cmd[8192], a[1024], b[1024], ex[1024], second[1024];
+    snprintf(a, sizeof a, "%s/aug-a.safetensors", tmp);
+    snprintf(b, sizeof b, "%s/aug-b.safetensors", tmp);
+    snprintf(ex, sizeof ex, "%s/exclude.txt", tmp);
+    snprintf(second, sizeof second, "%s/photos2", tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", second);
+    REQUIRE(run(cmd) == 0, "mkdir");
+    REQUIRE(test_write_synthetic_pngs(second, 20, 40, 30, 9) == 0, "larger synthetic images");
+    REQUIRE(test_write_file(ex, "# held out\nimg_0000.png\n", 24) == 0, "exclude list");
+    const char *common = "--arch conv --size 16 --width 8 --latent 4 --epochs 2 --batch 16 "
+                         "--augment 3 --seed 5 --threads 2 --reproducible";
+    char log[1024];
+    snprintf(log, sizeof log, "%s/aug.log", tmp);
+    snprintf(cmd, sizeof cmd, "%s --data %s --data %s --exclude %s %s --out %s 2>%s", train_bin(),
+             data, second, ex, common, a, log);
+    CHECK(run(cmd) == 0, "augmented training run failed: %s", cmd);
+    snprintf(cmd, sizeof cmd, "%s --data %s --data %s --exclude %s %s --quiet --out %s",
+             train_bin(), data, second, ex, common, b);
+    CHECK(run(cmd) == 0, "second augmented run failed");
+    CHECK(files_equal(a, b), "--augment: the same seed gives the same model file");
+    size_t n;
+    char *text = (char *)test_read_file(log, &n);
+    REQUIRE(text, "log");
+    text = realloc(text, n + 1);
+    text[n] = 0;
+    /* 160 + 20 photos, the excluded name in both folders: 178 photos x 3 */
+    CHECK(strstr(text, "loaded 534 images (178 photos x 3)") && strstr(text, "2 excluded"),
+          "the log says what was loaded: %.300s", text);
+    free(text);
+    aec_model *m = NULL;
+    aec_error err = {{0}};
+    CHECK(aec_model_load(&m, a, &err) == AEC_OK && m->train_json &&
+              strstr(m->train_json, "\"augment\":3"),
+          "aec.train records --augment");
+    aec_model_free(m);
 }
 
 static void interrupted_run_keeps_last_epoch(const char *data, const char *tmp)
@@ -258,6 +301,7 @@ int main(void)
     REQUIRE(test_write_synthetic_pngs(data, 160, 16, 16, 1) == 0, "synthetic images");
     trains_and_learns(data, tmp);
     trains_codecs(data, tmp);
+    trains_augmented(data, tmp);
     interrupted_run_keeps_last_epoch(data, tmp);
     bad_inputs(data, tmp);
     return TEST_SUMMARY();
