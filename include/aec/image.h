@@ -47,6 +47,26 @@ aec_status aec_image_probe(const uint8_t *buf, size_t len, size_t max_pixels, si
 aec_status aec_image_to_tensor(const aec_rgb_image *img, int channels, int out_h, int out_w,
                                float *out, aec_error *err);
 
+/* How an image whose aspect ratio is not the model's becomes its input:
+ * stretched whole (the default, and what the shipped models were first
+ * trained on), the largest centred crop of the model's aspect, or the whole
+ * image fitted inside and padded with white. */
+typedef enum {
+    AEC_FIT_STRETCH = 0,
+    AEC_FIT_CROP = 1,
+    AEC_FIT_PAD = 2,
+} aec_fit;
+
+/* "stretch", "crop", "pad" -> 0..2, or -1. */
+int aec_fit_parse(const char *s);
+
+/* aec_image_to_tensor with a fit. */
+aec_status aec_image_to_tensor_fit(const aec_rgb_image *img, aec_fit fit, int channels, int out_h,
+                                   int out_w, float *out, aec_error *err);
+aec_status aec_image_load_tensor_fit(const uint8_t *buf, size_t len, size_t max_pixels, aec_fit fit,
+                                     int channels, int out_h, int out_w, float *out,
+                                     aec_error *err);
+
 /* decode + to_tensor in one call */
 aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixels, int channels,
                                  int out_h, int out_w, float *out, aec_error *err);

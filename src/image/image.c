@@ -202,7 +202,8 @@ aec_status aec_image_probe(const uint8_t *buf, size_t len, size_t max_pixels, si
     /* while decoding: stb's buffers (its budget); then the RGB copy beside
      * them; then, resizing, the RGB image, the resized copy and scratch */
     size_t npix = (size_t)w * (size_t)h;
-    *peak_bytes = aec_stbi_decode_budget(w, h, len) + 3 * npix + 3 * out_pixels + RESIZE_SCRATCH;
+    /* (+ 3 * npix more: the crop copy of ?fit=crop) */
+    *peak_bytes = aec_stbi_decode_budget(w, h, len) + 6 * npix + 3 * out_pixels + RESIZE_SCRATCH;
     *width = w;
     *height = h;
     return AEC_OK;

@@ -19,6 +19,7 @@
  */
 #include "aec/image.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,74 @@ aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixe
     if (st != AEC_OK)
         return st;
     st = aec_image_to_tensor(&img, channels, out_h, out_w, out, err);
+    aec_image_free(&img);
+    return st;
+}
+
+int aec_fit_parse(const char *s)
+{
+    return !strcmp(s, "stretch") ? AEC_FIT_STRETCH
+           : !strcmp(s, "crop")  ? AEC_FIT_CROP
+           : !strcmp(s, "pad")   ? AEC_FIT_PAD
+                                 : -1;
+}
+
+aec_status aec_image_to_tensor_fit(const aec_rgb_image *img, aec_fit fit, int channels, int out_h,
+                                   int out_w, float *out, aec_error *err)
+{
+    aec_status st = check_tensor_args(channels, out_h, out_w, out, err);
+    if (st != AEC_OK || fit == AEC_FIT_STRETCH)
+        return st != AEC_OK ? st : aec_image_to_tensor(img, channels, out_h, out_w, out, err);
+    if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
+        return aec_fail(err, AEC_ERR_INVALID, "tensor: no image");
+    /* the largest w x h of the model's aspect inside the image (crop), or
+     * the image's own aspect inside the model's w x h (pad) */
+    double want = (double)out_w / out_h, have = (double)img->width / img->height;
+    if (fit == AEC_FIT_CROP) {
+        int cw = have > want ? (int)lround(img->height * want) : img->width;
+        int ch = have > want ? img->height : (int)lround(img->width / want);
+        cw = cw < 1 ? 1 : cw, ch = ch < 1 ? 1 : ch;
+        int x0 = (img->width - cw) / 2, y0 = (img->height - ch) / 2;
+        aec_rgb_image c = {cw, ch, malloc((size_t)cw * ch * 3)};
+        if (!c.rgb)
+            return aec_fail(err, AEC_ERR_NOMEM, "out of memory cropping to %dx%d", cw, ch);
+        for (int y = 0; y < ch; y++)
+            memcpy(c.rgb + (size_t)y * cw * 3, img->rgb + ((size_t)(y0 + y) * img->width + x0) * 3,
+                   (size_t)cw * 3);
+        st = aec_image_to_tensor(&c, channels, out_h, out_w, out, err);
+        free(c.rgb);
+        return st;
+    }
+    int iw = have > want ? out_w : (int)lround(out_h * have);
+    int ih = have > want ? (int)lround(out_w / have) : out_h;
+    iw = iw < 1 ? 1 : iw, ih = ih < 1 ? 1 : ih;
+    float *inner = malloc((size_t)channels * iw * ih * sizeof(float));
+    if (!inner)
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory padding to %dx%d", out_w, out_h);
+    st = aec_image_to_tensor(img, channels, ih, iw, inner, err);
+    int x0 = (out_w - iw) / 2, y0 = (out_h - ih) / 2;
+    for (int c = 0; st == AEC_OK && c < channels; c++)
+        for (int y = 0; y < out_h; y++)
+            for (int x = 0; x < out_w; x++) {
+                int in = x >= x0 && x < x0 + iw && y >= y0 && y < y0 + ih;
+                out[((size_t)c * out_h + y) * out_w + x] =
+                    in ? inner[((size_t)c * ih + (y - y0)) * iw + (x - x0)] : 1.0f;
+            }
+    free(inner);
+    return st;
+}
+
+aec_status aec_image_load_tensor_fit(const uint8_t *buf, size_t len, size_t max_pixels, aec_fit fit,
+                                     int channels, int out_h, int out_w, float *out, aec_error *err)
+{
+    aec_status st = check_tensor_args(channels, out_h, out_w, out, err);
+    if (st != AEC_OK)
+        return st;
+    aec_rgb_image img;
+    st = aec_image_decode(buf, len, max_pixels, &img, err);
+    if (st != AEC_OK)
+        return st;
+    st = aec_image_to_tensor_fit(&img, fit, channels, out_h, out_w, out, err);
     aec_image_free(&img);
     return st;
 }

@@ -3,8 +3,8 @@
  * Parameters: format (json|binary), dtype (f32|f16|u8|coded), width and height
  * (integers 1..AECD_MAX_OUTPUT_SIDE), threshold (a finite decimal number
  * >= 0), heatmap (0|1|true|false), model (a model name: letters, digits,
- * '-', '_', '.'), timeout_ms (an integer 1..3600000). Percent-escapes and '+' are decoded; an
- * invalid escape or a NUL byte is refused.
+ * '-', '_', '.'), timeout_ms (an integer 1..3600000), fit (stretch|crop|pad). Percent-escapes and
+ * '+' are decoded; an invalid escape or a NUL byte is refused.
  */
 #include "params.h"
 
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aec/image.h"
 #include "aec/latent.h"
 
 #include "config.h"
@@ -179,6 +180,12 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
             return -1;
         }
         memcpy(p->model, val, len + 1);
+    } else if (strcmp(key, "fit") == 0) {
+        p->fit = aec_fit_parse(val);
+        if (p->fit < 0) {
+            say(msg, n, "fit must be stretch, crop or pad (got '%s')", shown(val, sv, sizeof sv));
+            return -1;
+        }
     } else if (strcmp(key, "timeout_ms") == 0) {
         if (aecd_parse_ms(val, &p->timeout_ms) != 0) {
             say(msg, n, "timeout_ms must be an integer from 1 to %ld (got '%s')",

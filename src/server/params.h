@@ -25,6 +25,7 @@ typedef struct {
     int heatmap;
     char model[64];  /* ?model=NAME, or "" */
     long timeout_ms; /* ?timeout_ms=, or 0 */
+    int fit;         /* ?fit=: aec_fit (AEC_FIT_STRETCH unless given) */
 } aecd_params;
 
 /* allowed: the parameter names the endpoint takes, space separated ("" for

@@ -273,8 +273,8 @@ static aecd_stage image_prepare(aecd_request *req)
     if (aecd_request_reserve(req, peak + tensors, what) != 0 ||
         alloc_tensors(req, in_count, out_count) != 0)
         return AECD_STAGE_DONE;
-    st = aec_image_load_tensor(data, len, max_pixels, m->input.c, m->input.h, m->input.w,
-                               req->tensor_in, &err);
+    st = aec_image_load_tensor_fit(data, len, max_pixels, (aec_fit)req->params.fit, m->input.c,
+                                   m->input.h, m->input.w, req->tensor_in, &err);
     aecd_request_unreserve(req, peak); /* decoded: only the tensors stay */
     if (st != AEC_OK) {
         reply_image_error(req, st, &err);
@@ -930,11 +930,11 @@ static void metrics(aecd_request *req)
 /* path, endpoint, is_post, is_public, uses_model, params, check, respond, prepare, finish */
 static const aecd_route k_routes[] = {
     {"/", AECD_EP_PAGE, 0, 1, 0, "", NULL, page, NULL, NULL},
-    {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype model timeout_ms", check_image, NULL,
+    {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype fit model timeout_ms", check_image, NULL,
      image_prepare, encode_finish},
     {"/decode", AECD_EP_DECODE, 1, 0, 1, "width height model timeout_ms", check_latent, NULL,
      decode_prepare, decode_finish},
-    {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap model timeout_ms", check_image, NULL,
+    {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap fit model timeout_ms", check_image, NULL,
      image_prepare, anomaly_finish},
     {"/healthz", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},
     {"/v2/health/live", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},

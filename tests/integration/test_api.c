@@ -543,6 +543,30 @@ static void test_json_log(const char *model)
     free(log);
 }
 
+/* ?fit= for a photo that is not square: stretch (the default), crop and pad
+ * give three different inputs, the default is stretch, and a bad value is 422. */
+static void test_fit(const aecd_proc *p)
+{
+    size_t n;
+    uint8_t *wide = harness_png(HARNESS_SIDE * 3, HARNESS_SIDE, 41, &n);
+    http_resp d, s, c, pd, bad;
+    http_post(p, "/encode?format=binary", "image/png", wide, n, &d);
+    http_post(p, "/encode?format=binary&fit=stretch", "image/png", wide, n, &s);
+    http_post(p, "/encode?format=binary&fit=crop", "image/png", wide, n, &c);
+    http_post(p, "/encode?format=binary&fit=pad", "image/png", wide, n, &pd);
+    CHECK(d.status == 200 && s.status == 200 && c.status == 200 && pd.status == 200,
+          "?fit=stretch|crop|pad: 200");
+    CHECK(d.len == s.len && memcmp(d.body, s.body, d.len) == 0, "the default fit is stretch");
+    CHECK(memcmp(s.body, c.body, s.len) != 0 && memcmp(s.body, pd.body, s.len) != 0 &&
+              memcmp(c.body, pd.body, c.len) != 0,
+          "stretch, crop and pad give three different latents");
+    http_post(p, "/anomaly?fit=fill", "image/png", wide, n, &bad);
+    check_error(&bad, 422, "invalid_parameter", "?fit=fill");
+    http_resp_free(&d), http_resp_free(&s), http_resp_free(&c), http_resp_free(&pd);
+    http_resp_free(&bad);
+    free(wide);
+}
+
 int main(void)
 {
     const char *model = harness_model(1);
@@ -557,6 +581,7 @@ int main(void)
     test_encode_binary(&p, png, png_len);
     test_decode(&p, png, png_len);
     test_anomaly(&p, png, png_len);
+    test_fit(&p);
     test_metrics(&p);
     test_request_id(&p);
     CHECK(harness_stop(&p) == 0, "SIGTERM: exit status 0");
