@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
-
 #include "aec/codec.h"
 #include "aec/image.h"
 #include "aec/model.h"
@@ -90,43 +88,31 @@ static int thumbnail(const aec_rgb_image *photo, int pipe, int w, int h, uint8_t
     return rc ? -1 : 0;
 }
 
-typedef struct {
-    uint8_t *buf;
-    size_t len;
-} sink;
-
-static void sink_write(void *ctx, void *data, int size)
-{
-    sink *s = ctx;
-    uint8_t *nb = realloc(s->buf, s->len + (size_t)size);
-    if (!nb)
-        return;
-    memcpy(nb + s->len, data, (size_t)size);
-    s->buf = nb, s->len += (size_t)size;
-}
-
 /* stb JPEG at the largest quality whose size is <= budget: its PSNR and bytes. */
 static void jpeg_at(const uint8_t *rgb, int w, int h, double budget, double *psnr, double *bytes)
 {
     *psnr = 0, *bytes = 0;
+    aec_rgb_image img = {w, h, (uint8_t *)rgb};
     for (int q = 100; q >= 1; q--) {
-        sink s = {0};
-        stbi_write_jpg_to_func(sink_write, &s, w, h, 3, rgb, q);
-        if (s.len <= budget || q == 1) {
+        uint8_t *jpeg = NULL;
+        size_t len = 0;
+        aec_error err = {{0}};
+        if (aec_image_encode_jpeg(&img, q, &jpeg, &len, &err) != AEC_OK)
+            return;
+        if (len <= budget || q == 1) {
             aec_rgb_image back;
-            aec_error err = {{0}};
-            if (aec_image_decode(s.buf, s.len, (size_t)w * h, &back, &err) == AEC_OK) {
+            if (aec_image_decode(jpeg, len, (size_t)w * h, &back, &err) == AEC_OK) {
                 double se = 0;
                 for (size_t k = 0; k < (size_t)w * h * 3; k++)
                     se += (double)(back.rgb[k] - rgb[k]) * (back.rgb[k] - rgb[k]);
                 *psnr = se == 0 ? 99.0 : 10 * log10(255.0 * 255.0 * w * h * 3 / se);
-                *bytes = (double)s.len;
+                *bytes = (double)len;
                 aec_image_free(&back);
             }
-            free(s.buf);
+            free(jpeg);
             return;
         }
-        free(s.buf);
+        free(jpeg);
     }
 }
 

@@ -9,6 +9,8 @@
 
 #include <stb_image_write.h>
 
+#include "aec/random.h"
+
 int test_passed, test_failed;
 
 int test_summary(const char *name)
@@ -72,11 +74,7 @@ const char *test_tmpdir(void)
 
 uint64_t test_rand_u64(uint64_t *s)
 {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return aec_random_next(s); /* the project's one generator: splitmix64 */
 }
 
 float test_rand_uniform(uint64_t *s)

@@ -92,8 +92,12 @@ const char *aec_filter_name(aec_filter f);
 aec_status aec_image_resample(const aec_rgb_image *img, double x, double y, double w, double h,
                               int out_w, int out_h, aec_filter f, uint8_t *out, aec_error *err);
 
-/* Encodes img as a JPEG of the given quality (1..100, stb_image_write) and
- * decodes it back in place: what a JPEG-compressed copy of it looks like. */
+/* img as a JPEG of the given quality (1..100, stb_image_write): malloc'd. */
+aec_status aec_image_encode_jpeg(const aec_rgb_image *img, int quality, uint8_t **jpeg, size_t *len,
+                                 aec_error *err);
+
+/* Encodes img as a JPEG of the given quality and decodes it back in place:
+ * what a JPEG-compressed copy of it looks like. */
 aec_status aec_image_jpeg_roundtrip(aec_rgb_image *img, int quality, aec_error *err);
 
 /* Planar float resize [c,h,w] -> [c,oh,ow] with the antialiasing filter. */

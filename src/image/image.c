@@ -134,6 +134,18 @@ static aec_status probe(const uint8_t *buf, size_t len, size_t max_pixels, int *
     return check_size((uint64_t)*w, (uint64_t)*h, max_pixels, err);
 }
 
+/* probe() after the checks of the buffer itself. */
+static aec_status check_and_probe(const uint8_t *buf, size_t len, size_t max_pixels, int *w, int *h,
+                                  aec_error *err)
+{
+    if (!buf || len == 0)
+        return aec_fail(err, AEC_ERR_FORMAT, "image is empty");
+    if (len > INT_MAX)
+        return aec_fail(err, AEC_ERR_LIMIT, "image is %zu bytes; at most %d can be decoded", len,
+                        INT_MAX);
+    return probe(buf, len, max_pixels, w, h, err);
+}
+
 aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, aec_rgb_image *out,
                             aec_error *err)
 {
@@ -141,13 +153,8 @@ aec_status aec_image_decode(const uint8_t *buf, size_t len, size_t max_pixels, a
         return aec_fail(err, AEC_ERR_INVALID, "image decode: no output image");
     out->width = out->height = 0;
     out->rgb = NULL;
-    if (!buf || len == 0)
-        return aec_fail(err, AEC_ERR_FORMAT, "image is empty");
-    if (len > INT_MAX)
-        return aec_fail(err, AEC_ERR_LIMIT, "image is %zu bytes; at most %d can be decoded", len,
-                        INT_MAX);
     int w, h;
-    aec_status st = probe(buf, len, max_pixels, &w, &h, err);
+    aec_status st = check_and_probe(buf, len, max_pixels, &w, &h, err);
     if (st != AEC_OK)
         return st;
 
@@ -190,13 +197,8 @@ aec_status aec_image_probe(const uint8_t *buf, size_t len, size_t max_pixels, si
 {
     *width = *height = 0;
     *peak_bytes = 0;
-    if (!buf || len == 0)
-        return aec_fail(err, AEC_ERR_FORMAT, "image is empty");
-    if (len > INT_MAX)
-        return aec_fail(err, AEC_ERR_LIMIT, "image is %zu bytes; at most %d can be decoded", len,
-                        INT_MAX);
     int w, h;
-    aec_status st = probe(buf, len, max_pixels, &w, &h, err);
+    aec_status st = check_and_probe(buf, len, max_pixels, &w, &h, err);
     if (st != AEC_OK)
         return st;
     /* while decoding: stb's buffers (its budget); then the RGB copy beside

@@ -16,27 +16,7 @@
 
 #include <stb_image_write.h>
 
-typedef struct {
-    uint8_t *buf;
-    size_t len;
-    int failed;
-} png_sink;
-
-/* stbi_write_func: stb calls it once with the whole file; append anyway. */
-static void sink_write(void *ctx, void *data, int size)
-{
-    png_sink *s = ctx;
-    if (s->failed || size <= 0)
-        return;
-    uint8_t *nb = realloc(s->buf, s->len + (size_t)size);
-    if (!nb) {
-        s->failed = 1;
-        return;
-    }
-    memcpy(nb + s->len, data, (size_t)size);
-    s->buf = nb;
-    s->len += (size_t)size;
-}
+#include "sink.h"
 
 static uint8_t to_u8(float v)
 {
@@ -70,8 +50,8 @@ aec_status aec_image_encode_png(const float *chw, int c, int h, int w, uint8_t *
         for (size_t i = 0; i < npix; i++)
             pix[i * (size_t)c + (size_t)k] = to_u8(chw[(size_t)k * npix + i]);
 
-    png_sink sink = {0};
-    int ok = stbi_write_png_to_func(sink_write, &sink, w, h, c, pix, w * c);
+    image_sink sink = {0};
+    int ok = stbi_write_png_to_func(image_sink_write, &sink, w, h, c, pix, w * c);
     free(pix);
     if (!ok || sink.failed || sink.len == 0) {
         free(sink.buf);

@@ -24,6 +24,8 @@
 
 #include "aec/image.h"
 
+#include "sink.h"
+
 #define MAX_SUPPORT 3.0 /* Lanczos */
 
 static double sinc(double x)
@@ -180,43 +182,37 @@ aec_status aec_image_resample(const aec_rgb_image *img, double cx, double cy, do
 
 /* ---- JPEG re-compression ---------------------------------------------------------- */
 
-typedef struct {
-    uint8_t *buf;
-    size_t len;
-    int failed;
-} sink;
-
-static void sink_write(void *ctx, void *data, int size)
+aec_status aec_image_encode_jpeg(const aec_rgb_image *img, int quality, uint8_t **jpeg, size_t *len,
+                                 aec_error *err)
 {
-    sink *s = ctx;
-    if (s->failed || size <= 0)
-        return;
-    uint8_t *nb = realloc(s->buf, s->len + (size_t)size);
-    if (!nb) {
-        s->failed = 1;
-        return;
-    }
-    memcpy(nb + s->len, data, (size_t)size);
-    s->buf = nb;
-    s->len += (size_t)size;
-}
-
-aec_status aec_image_jpeg_roundtrip(aec_rgb_image *img, int quality, aec_error *err)
-{
+    *jpeg = NULL;
+    *len = 0;
     if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
         return aec_fail(err, AEC_ERR_INVALID, "jpeg: no image");
     if (quality < 1 || quality > 100)
         return aec_fail(err, AEC_ERR_INVALID, "jpeg: quality %d is not 1..100", quality);
-    sink s = {0};
-    int ok = stbi_write_jpg_to_func(sink_write, &s, img->width, img->height, 3, img->rgb, quality);
-    if (!ok || s.failed) {
+    image_sink s = {0};
+    int ok =
+        stbi_write_jpg_to_func(image_sink_write, &s, img->width, img->height, 3, img->rgb, quality);
+    if (!ok || s.failed || !s.len) {
         free(s.buf);
         return aec_fail(err, AEC_ERR_NOMEM, "jpeg: encoding failed");
     }
+    *jpeg = s.buf;
+    *len = s.len;
+    return AEC_OK;
+}
+
+aec_status aec_image_jpeg_roundtrip(aec_rgb_image *img, int quality, aec_error *err)
+{
+    uint8_t *jpeg = NULL;
+    size_t len = 0;
+    aec_status st = aec_image_encode_jpeg(img, quality, &jpeg, &len, err);
+    if (st != AEC_OK)
+        return st;
     aec_rgb_image back;
-    aec_status st =
-        aec_image_decode(s.buf, s.len, (size_t)img->width * (size_t)img->height, &back, err);
-    free(s.buf);
+    st = aec_image_decode(jpeg, len, (size_t)img->width * (size_t)img->height, &back, err);
+    free(jpeg);
     if (st != AEC_OK)
         return st;
     aec_image_free(img);

@@ -73,7 +73,8 @@ static const char *shown(const char *v, char *buf, size_t n)
     return buf;
 }
 
-static int parse_side(const char *v, int *out)
+/* A decimal integer in [lo, hi], digits only (no sign, space or exponent). */
+static int parse_range(const char *v, long lo, long hi, long *out)
 {
     if (!*v || strlen(v) > 9)
         return -1;
@@ -81,7 +82,16 @@ static int parse_side(const char *v, int *out)
         if (!isdigit((unsigned char)*p))
             return -1;
     long n = strtol(v, NULL, 10);
-    if (n < 1 || n > AECD_MAX_OUTPUT_SIDE)
+    if (n < lo || n > hi)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int parse_side(const char *v, int *out)
+{
+    long n;
+    if (parse_range(v, 1, AECD_MAX_OUTPUT_SIDE, &n) != 0)
         return -1;
     *out = (int)n;
     return 0;
@@ -104,16 +114,7 @@ static int parse_threshold(const char *v, double *out)
 
 int aecd_parse_ms(const char *v, long *out)
 {
-    if (!*v || strlen(v) > 9)
-        return -1;
-    for (const char *p = v; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return -1;
-    long n = strtol(v, NULL, 10);
-    if (n < 1 || n > AECD_MAX_TIMEOUT_MS)
-        return -1;
-    *out = n;
-    return 0;
+    return parse_range(v, 1, AECD_MAX_TIMEOUT_MS, out);
 }
 
 static int parse_bool(const char *v, int *out)

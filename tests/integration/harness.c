@@ -805,3 +805,11 @@ int raw_connect(int port)
     }
     return fd;
 }
+
+void harness_copy_file(const char *from, const char *to)
+{
+    size_t n;
+    uint8_t *d = test_read_file(from, &n);
+    REQUIRE(d && test_write_file(to, d, n) == 0, "copy %s -> %s", from, to);
+    free(d);
+}

@@ -31,6 +31,8 @@ const char *harness_codec_model(const char *lambda);
  * weights, no anomaly calibration), for what only an uncalibrated model
  * shows. */
 const char *harness_uncalibrated_model(void);
+/* Copies a file (fails the test if it cannot). */
+void harness_copy_file(const char *from, const char *to);
 /* The folder of synthetic training PNGs. */
 const char *harness_data_dir(void);
 

@@ -36,21 +36,13 @@ typedef struct {
     http_resp first; /* the answer before the file changed */
 } probe;
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t n;
-    uint8_t *d = test_read_file(from, &n);
-    REQUIRE(d && test_write_file(to, d, n) == 0, "copy %s -> %s", from, to);
-    free(d);
-}
-
 /* Writes from's bytes to a temp file beside to, then renames it over to
  * (how aec-train writes a model). */
 static void replace_file(const char *from, const char *to)
 {
     char tmp[700];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", to, (int)getpid());
-    copy_file(from, tmp);
+    harness_copy_file(from, tmp);
     REQUIRE(rename(tmp, to) == 0, "rename %s -> %s", tmp, to);
 }
 
@@ -135,7 +127,7 @@ static void test_one_file(const uint8_t *png, size_t n)
     const char *dir = test_tmpdir();
     char live[600];
     snprintf(live, sizeof live, "%s/live.safetensors", dir);
-    copy_file(harness_model(1), live);
+    harness_copy_file(harness_model(1), live);
     const char *other = harness_model(2);
 
     aecd_proc p;
@@ -203,7 +195,7 @@ static void test_one_file(const uint8_t *png, size_t n)
     snprintf(refdir, sizeof refdir, "%s/ref", dir);
     REQUIRE(mkdir(refdir, 0755) == 0, "mkdir");
     snprintf(refmodel, sizeof refmodel, "%s/live.safetensors", refdir); /* the same name */
-    copy_file(other, refmodel);
+    harness_copy_file(other, refmodel);
     aecd_proc ref;
     harness_start(&ref, refmodel, NULL, NULL);
     for (int i = 0; i < 3; i++) { /* the image endpoints */
@@ -293,7 +285,7 @@ static void test_under_load(const uint8_t *png, size_t n)
     }
     REQUIRE(!same_body(&ref[0], &ref[1]), "the two models answer differently");
 
-    copy_file(models[0], live);
+    harness_copy_file(models[0], live);
     aecd_proc p;
     harness_start(&p, repo, NULL, NULL);
     atomic_int stop = 0;

@@ -22,14 +22,6 @@
 
 #include "harness.h"
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t n;
-    uint8_t *d = test_read_file(from, &n);
-    REQUIRE(d && test_write_file(to, d, n) == 0, "copy %s -> %s", from, to);
-    free(d);
-}
-
 static int same_body(const http_resp *a, const http_resp *b)
 {
     return a->len == b->len && memcmp(a->body, b->body, a->len) == 0;
@@ -81,15 +73,15 @@ int main(void)
     const char *m1 = harness_model(1), *m2 = harness_model(2);
     const char *codec = harness_codec_model("0.01");
     snprintf(path, sizeof path, "%s/alpha.safetensors", repo);
-    copy_file(m1, path);
+    harness_copy_file(m1, path);
     snprintf(path, sizeof path, "%s/beta.safetensors", repo);
-    copy_file(m2, path);
+    harness_copy_file(m2, path);
     snprintf(path, sizeof path, "%s/gamma.safetensors", repo);
-    copy_file(codec, path);
+    harness_copy_file(codec, path);
     snprintf(path, sizeof path, "%s/.hidden.safetensors", repo);
-    copy_file(m1, path);
+    harness_copy_file(m1, path);
     snprintf(path, sizeof path, "%s/delta.safetensors.tmp.123", repo); /* a writer's temp file */
-    copy_file(m1, path);
+    harness_copy_file(m1, path);
     snprintf(path, sizeof path, "%s/notes.txt", repo);
     REQUIRE(test_write_file(path, "x", 1) == 0, "write");
 
@@ -228,7 +220,7 @@ int main(void)
 
     /* reload: a new file, a corrupt one, a removed one */
     snprintf(path, sizeof path, "%s/delta.safetensors", repo);
-    copy_file(m1, path);
+    harness_copy_file(m1, path);
     snprintf(path, sizeof path, "%s/broken.safetensors", repo);
     REQUIRE(test_write_file(path, "not a model at all", 18) == 0, "write");
     snprintf(path, sizeof path, "%s/alpha.safetensors", repo);
