@@ -130,7 +130,8 @@ static aec_status read_exclusions(path_list *ex, const char *file, aec_error *er
         p = nl ? nl + 1 : end;
     }
     free(text);
-    qsort(ex->paths, ex->count, sizeof *ex->paths, cmp_path);
+    if (ex->count) /* qsort's pointer must not be NULL, even for 0 items */
+        qsort(ex->paths, ex->count, sizeof *ex->paths, cmp_path);
     return st;
 }
 
@@ -145,7 +146,8 @@ static aec_status list_files(path_list *files, const train_options *o, size_t *n
     for (int d = 0; !st && d < o->ndata; d++) {
         path_list one = {0};
         st = walk(&one, o->data_dirs[d], 0, err);
-        qsort(one.paths, one.count, sizeof *one.paths, cmp_path);
+        if (!st && one.count)
+            qsort(one.paths, one.count, sizeof *one.paths, cmp_path);
         size_t kept = 0;
         for (size_t i = 0; !st && i < one.count; i++) {
             if (o->limit > 0 && kept >= (size_t)o->limit)
