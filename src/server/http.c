@@ -405,10 +405,6 @@ static enum MHD_Result final_call(aecd_request *req)
         aecd_reply_error(req, MHD_HTTP_BAD_REQUEST, "empty_body", "the request body is empty");
         return queue_reply(req);
     }
-    if (r->uses_model && aecd_request_etag(req)) {
-        aecd_reply_static(req, MHD_HTTP_NOT_MODIFIED, NULL, "");
-        return queue_reply(req);
-    }
     aecd_request_start(req);
     return MHD_YES;
 }

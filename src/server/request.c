@@ -108,7 +108,15 @@ static int etag_listed(const char *list, const char *tag)
     return 0;
 }
 
-int aecd_request_etag(aecd_request *req)
+/* A model request's ETag, computed on the worker before any work (hashing a
+ * body of up to --max-body bytes has no place on an I/O thread): a hash of
+ * what decides the reply's bytes (the server version, the model version's
+ * id, the path, the query, whether a binary latent is accepted, the body).
+ * The replies are deterministic (README: "Same answer on every CPU"), so
+ * the same request to the same model always gets the same bytes and the
+ * same ETag; a reload that changes the model changes the ETag. Returns 1
+ * when If-None-Match already names it. */
+static int request_etag(aecd_request *req)
 {
     uint64_t h = aec_hash64(AEC_HASH64_INIT, AEC_VERSION, sizeof AEC_VERSION);
     h = aec_hash64(h, &req->ver->model->id_hash, sizeof req->ver->model->id_hash);
@@ -215,10 +223,19 @@ static int expired(aecd_request *req)
     return 1;
 }
 
+/* 1 (and the 304 set) when the client already holds this reply. */
+static int not_modified(aecd_request *req)
+{
+    if (!req->route->uses_model || !request_etag(req))
+        return 0;
+    aecd_reply_static(req, 304, NULL, "");
+    return 1;
+}
+
 static void run_prepare(aecd_task *t)
 {
     aecd_request *req = request_of_task(t);
-    if (expired(req) || req->route->prepare(req) == AECD_STAGE_DONE) {
+    if (expired(req) || not_modified(req) || req->route->prepare(req) == AECD_STAGE_DONE) {
         upstream_leave(req); /* it failed before submitting, if it did not submit */
         resume(req);
     }

@@ -57,7 +57,7 @@ struct aecd_request {
     uint64_t deadline_ns;    /* X-Request-Timeout-Ms / ?timeout_ms=: work not started by
                                 then is dropped with 503; 0 = none */
     char if_none_match[256]; /* the If-None-Match header, or "" */
-    char etag[24];           /* a model reply's strong ETag (aecd_request_etag), or "" */
+    char etag[24];           /* a model reply's strong ETag (request.c), or "" */
 
     /* the body */
     uint8_t *body;
@@ -124,15 +124,6 @@ void aecd_request_free_body(aecd_request *req);
 
 /* Adds a header to the reply already set (ETag, Cache-Control...). */
 void aecd_reply_header(aecd_request *req, const char *name, const char *value);
-
-/* A model request's ETag, set once its body is complete: a hash of what
- * decides the reply's bytes (the server version, the model version's id,
- * the path, the query, whether a binary latent is accepted, the body). The
- * replies are deterministic (README: "Same answer on every CPU"), so the
- * same request to the same model always gets the same bytes and the same
- * ETag; a reload that changes the model changes the ETag. Returns 1 when
- * If-None-Match already names it (the reply is then 304, without work). */
-int aecd_request_etag(aecd_request *req);
 
 /* Hands a model request to the workers (step 3): suspends the connection
  * and counts it upstream of the batcher. A full queue replies 503 at once
