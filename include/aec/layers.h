@@ -87,19 +87,48 @@ void aec_conv_transpose2d_infer(float *out, float *scratch, const float *inp, co
                                 const float *bias, int n, int cin, int h, int w, int cout, int k,
                                 int stride, int pad, int out_pad, int threads);
 
-/* ---- rate: bits of a latent under a factorized logistic prior -----------------
- * inp [n, c, spatial]; channel j has location mu[j] and scale exp(log_s[j]).
- * A value v costs -log2 P(v) bits with P(v) = F(v + 1/2) - F(v - 1/2), F the
- * logistic CDF: the probability of v's integer bin, which is what an
- * entropy coder pays once v is rounded (training feeds v = y + uniform noise,
- * as in Balle et al. 2018). P is bounded below by 2^-30 (30 bits).
- * forward returns the total bits of the batch.
- * backward ADDS scale * d bits / d inp into dinp (where the distortion's
- * gradient already is) and scale * d bits / d (mu, log_s) into dmu, dlog_s. */
-double aec_rate_forward(const float *inp, const float *mu, const float *log_s, int n, int c,
-                        int spatial);
-void aec_rate_backward(float *dinp, float *dmu, float *dlog_s, const float *inp, const float *mu,
-                       const float *log_s, int n, int c, int spatial, float scale);
+/* ---- whole-batch layers for training, channel-major [c, n, h, w] ------------------
+ * Channel c of all n samples is one [n, h, w] block, so a convolution over the
+ * batch is one im2col and one sgemm. Same geometry and weight layouts as
+ * conv2d / conv_transpose2d above (PyTorch's). col is scratch of
+ * aec_bconv_col_size(n, cin, k, oh, ow) floats for conv2d, (n, cout, k, h, w)
+ * for the transpose (h, w its input). */
+size_t aec_bconv_col_size(int n, int c, int k, int oh, int ow);
+void aec_bconv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                         const float *bias, int n, int cin, int h, int w, int cout, int k,
+                         int stride, int pad);
+void aec_bconv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                          const float *inp, const float *weight, int n, int cin, int h, int w,
+                          int cout, int k, int stride, int pad);
+void aec_bdeconv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                           const float *bias, int n, int cin, int h, int w, int cout, int k,
+                           int stride, int pad, int out_pad);
+void aec_bdeconv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
+                            const float *dout, const float *inp, const float *weight, int n,
+                            int cin, int h, int w, int cout, int k, int stride, int pad,
+                            int out_pad);
+
+/* ---- GDN (Balle et al. 2016) over [c, count] (count = n*h*w pixels) ------------------
+ * norm[i,p] = beta[i] + sum_j gamma[i,j] x[j,p]^2;  y = x / sqrt(norm), or with
+ * inverse != 0 (IGDN, the decoder's) y = x * sqrt(norm). beta > 0 and gamma >= 0
+ * are the effective values (the reparametrization that keeps them so is the
+ * caller's). forward saves norm ([c, count]) for backward; backward takes
+ * 2 * c * count floats of scratch. */
+void aec_gdn_forward(float *out, float *norm, const float *inp, const float *beta,
+                     const float *gamma, int c, size_t count, int inverse);
+void aec_gdn_backward(float *dinp, float *dbeta, float *dgamma, float *scratch, const float *dout,
+                      const float *inp, const float *norm, const float *gamma, int c, size_t count,
+                      int inverse);
+/* Fixed order of operations (the sequential form of aec/gemm.h, then sqrtf), the
+ * same bits for any count, split or thread count. */
+size_t aec_gdn_infer_scratch(int c, int threads);
+void aec_gdn_infer(float *out, float *scratch, const float *inp, const float *beta,
+                   const float *gamma, int c, size_t count, int inverse, int threads);
+
+/* ---- leaky ReLU: y = x > 0 ? x : slope * x; backward uses the forward output --- */
+void aec_leaky_relu_forward(float *out, const float *inp, size_t count, float slope);
+void aec_leaky_relu_backward(float *dinp, const float *dout, const float *out, size_t count,
+                             float slope);
 
 /* ---- loss ----------------------------------------------------------------- */
 /* mean over count elements of (out - target)^2; fills dout = d loss / d out */

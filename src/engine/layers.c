@@ -778,3 +778,269 @@ double aec_mse_of(const float *a, const float *b, size_t count)
     }
     return count ? sum / (double)count : 0.0;
 }
+
+/* ---- whole-batch layers, channel-major [c, n, h, w] ---------------------------------- *
+ * The photo codec trains on batches of crops in channel-major layout: channel
+ * c of all n samples is one contiguous [n, h, w] block. Then a convolution
+ * over the whole batch is ONE im2col and ONE sgemm (M = out channels, N = n *
+ * output pixels, K = in channels * k * k), big enough for OpenBLAS to run its
+ * own threads near peak, and GDN is one sgemm over every pixel of the batch.
+ * The caller provides every buffer; BLAS threads are whatever the caller set. */
+
+size_t aec_bconv_col_size(int n, int c, int k, int oh, int ow)
+{
+    return (size_t)c * k * k * n * oh * ow;
+}
+
+/* col[(c,ky,kx), (i,oy,ox)] = inp[c, i, oy*s - p + ky, ox*s - p + kx] (0 outside). */
+static void im2col_batch(float *col, const float *inp, int c, int n, int h, int w, int k, int s,
+                         int p, int oh, int ow)
+{
+    size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((size_t)(ch * k + ky) * k + kx) * n * ohw;
+                int lo, hi;
+                valid_range(kx, s, p, w, ow, &lo, &hi);
+                int shift = kx - p;
+                for (int i = 0; i < n; i++)
+                    for (int oy = 0; oy < oh; oy++) {
+                        float *dst = row + (size_t)i * ohw + (size_t)oy * ow;
+                        int iy = oy * s - p + ky;
+                        if (iy < 0 || iy >= h) {
+                            memset(dst, 0, sizeof(float) * (size_t)ow);
+                            continue;
+                        }
+                        const float *src = inp + ((size_t)ch * n + i) * hw + (size_t)iy * w;
+                        for (int ox = 0; ox < lo; ox++)
+                            dst[ox] = 0.0f;
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * s + shift];
+                        for (int ox = hi; ox < ow; ox++)
+                            dst[ox] = 0.0f;
+                    }
+            }
+}
+
+/* The adjoint: out[c, i, oy*s-p+ky, ox*s-p+kx] += col[(c,ky,kx), (i,oy,ox)]. */
+static void col2im_batch_add(float *out, const float *col, int c, int n, int h, int w, int k, int s,
+                             int p, int oh, int ow)
+{
+    size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = col + ((size_t)(ch * k + ky) * k + kx) * n * ohw;
+                int lo, hi;
+                valid_range(kx, s, p, w, ow, &lo, &hi);
+                int shift = kx - p;
+                for (int i = 0; i < n; i++)
+                    for (int oy = 0; oy < oh; oy++) {
+                        int iy = oy * s - p + ky;
+                        if (iy < 0 || iy >= h)
+                            continue;
+                        float *dst = out + ((size_t)ch * n + i) * hw + (size_t)iy * w;
+                        const float *src = row + (size_t)i * ohw + (size_t)oy * ow;
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox * s + shift] += src[ox];
+                    }
+            }
+}
+
+void aec_bconv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                         const float *bias, int n, int cin, int h, int w, int cout, int k,
+                         int stride, int pad)
+{
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, 0, 0);
+    int np = n * j.oh * j.ow, ckk = cin * k * k;
+    im2col_batch(col, inp, cin, n, h, w, k, stride, pad, j.oh, j.ow);
+    /* out[cout, n*ohw] = weight[cout, ckk] x col[ckk, n*ohw] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, np, ckk, 1.0f, weight, ckk, col,
+                np, 0.0f, out, np);
+    add_channel_bias(out, bias, cout, np);
+}
+
+void aec_bconv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                          const float *inp, const float *weight, int n, int cin, int h, int w,
+                          int cout, int k, int stride, int pad)
+{
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, 0, 0);
+    int np = n * j.oh * j.ow, ckk = cin * k * k;
+    sum_channel_bias(dbias, dout, cout, np);
+    im2col_batch(col, inp, cin, n, h, w, k, stride, pad, j.oh, j.ow);
+    /* dweight[cout, ckk] += dout[cout, np] x col[ckk, np]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout, ckk, np, 1.0f, dout, np, col, np,
+                1.0f, dweight, ckk);
+    if (!dinp)
+        return;
+    /* dcol[ckk, np] = weight^T x dout; dinp = col2im(dcol) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, np, cout, 1.0f, weight, ckk, dout, np,
+                0.0f, col, np);
+    memset(dinp, 0, sizeof(float) * (size_t)cin * n * h * w);
+    col2im_batch_add(dinp, col, cin, n, h, w, k, stride, pad, j.oh, j.ow);
+}
+
+void aec_bdeconv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                           const float *bias, int n, int cin, int h, int w, int cout, int k,
+                           int stride, int pad, int out_pad)
+{
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1);
+    int np = n * h * w, ckk = cout * k * k;
+    /* col[cout*k*k, n*hw] = weight[cin, ckk]^T x inp[cin, n*hw], scattered onto the output */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, np, cin, 1.0f, weight, ckk, inp, np,
+                0.0f, col, np);
+    memset(out, 0, sizeof(float) * (size_t)cout * n * j.oh * j.ow);
+    col2im_batch_add(out, col, cout, n, j.oh, j.ow, k, stride, pad, h, w);
+    add_channel_bias(out, bias, cout, n * j.oh * j.ow);
+}
+
+void aec_bdeconv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
+                            const float *dout, const float *inp, const float *weight, int n,
+                            int cin, int h, int w, int cout, int k, int stride, int pad,
+                            int out_pad)
+{
+    conv_job j = conv_geometry(cin, h, w, cout, k, stride, pad, out_pad, 1);
+    int np = n * h * w, ckk = cout * k * k;
+    sum_channel_bias(dbias, dout, cout, n * j.oh * j.ow);
+    im2col_batch(col, dout, cout, n, j.oh, j.ow, k, stride, pad, h, w);
+    /* dweight[cin, ckk] += inp[cin, np] x dcol[ckk, np]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cin, ckk, np, 1.0f, inp, np, col, np, 1.0f,
+                dweight, ckk);
+    if (dinp) /* dinp[cin, np] = weight[cin, ckk] x dcol[ckk, np] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin, np, ckk, 1.0f, weight, ckk, col,
+                    np, 0.0f, dinp, np);
+}
+
+/* ---- GDN and inverse GDN over [c, count] --------------------------------------------- *
+ * norm[i, p] = beta[i] + sum_j gamma[i, j] * x[j, p]^2; GDN: y = x / sqrt(norm), inverse
+ * GDN: y = x * sqrt(norm). With a = norm^(-1/2) (GDN) or norm^(1/2) (inverse) and
+ * g[i, p] = dy[i, p] * x[i, p] * da/dnorm:
+ *   dx[j, p] = dy[j, p] * a[j, p] + 2 x[j, p] * sum_i gamma[i, j] g[i, p]
+ *   dgamma[i, j] += sum_p g[i, p] x[j, p]^2,   dbeta[i] += sum_p g[i, p]. */
+
+static void gdn_norm(float *norm, float *sq, const float *inp, const float *beta,
+                     const float *gamma, int c, size_t count)
+{
+    for (size_t q = 0; q < (size_t)c * count; q++)
+        sq[q] = inp[q] * inp[q];
+    for (int i = 0; i < c; i++)
+        for (size_t p = 0; p < count; p++)
+            norm[(size_t)i * count + p] = beta[i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, (int)count, c, 1.0f, gamma, c, sq,
+                (int)count, 1.0f, norm, (int)count);
+}
+
+void aec_gdn_forward(float *out, float *norm, const float *inp, const float *beta,
+                     const float *gamma, int c, size_t count, int inverse)
+{
+    gdn_norm(norm, out, inp, beta, gamma, c, count); /* out holds x^2 until overwritten */
+    size_t total = (size_t)c * count;
+    if (inverse)
+        for (size_t q = 0; q < total; q++)
+            out[q] = inp[q] * sqrtf(norm[q]);
+    else
+        for (size_t q = 0; q < total; q++)
+            out[q] = inp[q] / sqrtf(norm[q]);
+}
+
+void aec_gdn_backward(float *dinp, float *dbeta, float *dgamma, float *scratch, const float *dout,
+                      const float *inp, const float *norm, const float *gamma, int c, size_t count,
+                      int inverse)
+{
+    size_t total = (size_t)c * count;
+    float *g = scratch, *sq = scratch + total;
+    for (size_t q = 0; q < total; q++) {
+        float r = sqrtf(norm[q]);
+        float da = inverse ? 0.5f / r : -0.5f / (norm[q] * r);
+        g[q] = dout[q] * inp[q] * da;
+        sq[q] = inp[q] * inp[q];
+    }
+    for (int i = 0; i < c; i++) {
+        double s = 0;
+        for (size_t p = 0; p < count; p++)
+            s += g[(size_t)i * count + p];
+        dbeta[i] += (float)s;
+    }
+    /* dgamma[c, c] += g[c, count] x sq[c, count]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, c, (int)count, 1.0f, g, (int)count, sq,
+                (int)count, 1.0f, dgamma, c);
+    if (!dinp)
+        return;
+    /* dinp[j, p] = sum_i gamma[i, j] g[i, p], then the pointwise terms */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, (int)count, c, 1.0f, gamma, c, g,
+                (int)count, 0.0f, dinp, (int)count);
+    for (size_t q = 0; q < total; q++) {
+        float r = sqrtf(norm[q]);
+        float a = inverse ? r : 1.0f / r;
+        dinp[q] = dout[q] * a + 2.0f * inp[q] * dinp[q];
+    }
+}
+
+typedef struct {
+    float *out, *scratch;
+    const float *inp, *beta, *gamma;
+    int c, inverse;
+    size_t count, chunk;
+} gdn_job;
+
+/* Columns [begin, end) of chunk pixels each: norm by the sequential form, then y. */
+static void gdn_infer_range(void *ctx, int t, long begin, long end)
+{
+    const gdn_job *q = ctx;
+    int c = q->c;
+    float *sq = q->scratch + (size_t)t * 2 * c * q->chunk, *norm = sq + (size_t)c * q->chunk;
+    for (long u = begin; u < end; u++) {
+        size_t p0 = (size_t)u * q->chunk;
+        size_t np = p0 + q->chunk < q->count ? q->chunk : q->count - p0;
+        for (int j = 0; j < c; j++)
+            for (size_t p = 0; p < np; p++) {
+                float x = q->inp[(size_t)j * q->count + p0 + p];
+                sq[(size_t)j * np + p] = x * x;
+            }
+        aec_gemm_seq(norm, np, q->gamma, (size_t)c, 1, sq, np, q->beta, c, (int)np, c);
+        for (int i = 0; i < c; i++)
+            for (size_t p = 0; p < np; p++) {
+                size_t at = (size_t)i * q->count + p0 + p;
+                float r = sqrtf(norm[(size_t)i * np + p]);
+                q->out[at] = q->inverse ? q->inp[at] * r : q->inp[at] / r;
+            }
+    }
+}
+
+#define GDN_CHUNK 256
+
+size_t aec_gdn_infer_scratch(int c, int threads)
+{
+    return (size_t)threads * 2 * c * GDN_CHUNK;
+}
+
+void aec_gdn_infer(float *out, float *scratch, const float *inp, const float *beta,
+                   const float *gamma, int c, size_t count, int inverse, int threads)
+{
+    gdn_job q = {.out = out,
+                 .scratch = scratch,
+                 .inp = inp,
+                 .beta = beta,
+                 .gamma = gamma,
+                 .c = c,
+                 .inverse = inverse,
+                 .count = count,
+                 .chunk = GDN_CHUNK};
+    aec_parallel_range(threads, (long)((count + GDN_CHUNK - 1) / GDN_CHUNK), gdn_infer_range, &q);
+}
+
+/* ---- leaky ReLU ------------------------------------------------------------------------ */
+
+void aec_leaky_relu_forward(float *out, const float *inp, size_t count, float slope)
+{
+    for (size_t i = 0; i < count; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : inp[i] * slope;
+}
+
+void aec_leaky_relu_backward(float *dinp, const float *dout, const float *out, size_t count,
+                             float slope)
+{
+    for (size_t i = 0; i < count; i++)
+        dinp[i] = out[i] > 0.0f ? dout[i] : dout[i] * slope;
+}

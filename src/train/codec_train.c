@@ -27,6 +27,7 @@
 #include <cJSON.h>
 
 #include "aec/codec.h"
+#include "aec/entropy.h"
 #include "aec/layers.h"
 #include "aec/random.h"
 #include "train.h"

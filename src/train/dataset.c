@@ -318,3 +318,77 @@ void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, floa
             dst[k] = src[k] * scale;
     }
 }
+
+/* ---- photos at their own size (the photo codec) ------------------------------------ */
+
+typedef struct {
+    const path_list *files;
+    aec_rgb_image *img;
+    int thread, nthreads;
+} photo_job;
+
+static void *photo_worker(void *arg)
+{
+    photo_job *j = arg;
+    for (size_t i = (size_t)j->thread; i < j->files->count; i += (size_t)j->nthreads) {
+        aec_error err = {{0}};
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        aec_status st = aec_read_file(j->files->paths[i], MAX_FILE_BYTES, &bytes, &len, &err);
+        if (!st)
+            st = aec_image_decode(bytes, len, MAX_PIXELS, &j->img[i], &err);
+        free(bytes);
+        if (st)
+            fprintf(stderr, "warning: skipping %s: %s\n", j->files->paths[i], err.msg);
+    }
+    return NULL;
+}
+
+aec_status train_photos_load(train_photos *ph, const train_options *o, aec_error *err)
+{
+    memset(ph, 0, sizeof *ph);
+    path_list files = {0};
+    aec_status st = list_files(&files, o, &ph->excluded, err);
+    if (!st && files.count && !(ph->img = calloc(files.count, sizeof *ph->img)))
+        st = aec_fail(err, AEC_ERR_NOMEM, "out of memory for %zu photos", files.count);
+    if (st) {
+        path_list_free(&files);
+        return st;
+    }
+    int threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
+    pthread_t tid[64];
+    photo_job jobs[64];
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (photo_job){&files, ph->img, t, threads};
+        if (pthread_create(&tid[t], NULL, photo_worker, &jobs[t]) != 0)
+            break;
+        started++;
+    }
+    if (started == 0)
+        photo_worker(&(photo_job){&files, ph->img, 0, 1});
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    for (size_t i = 0; i < files.count; i++) { /* compact: decoded photos in file order */
+        if (!ph->img[i].rgb) {
+            ph->skipped++;
+            continue;
+        }
+        ph->img[ph->count++] = ph->img[i];
+        ph->pixels += (size_t)ph->img[i].width * ph->img[i].height;
+    }
+    path_list_free(&files);
+    if (ph->count == 0) {
+        train_photos_free(ph);
+        return aec_fail(err, AEC_ERR_FORMAT, "%s: no readable images", o->data_dirs[0]);
+    }
+    return AEC_OK;
+}
+
+void train_photos_free(train_photos *ph)
+{
+    for (size_t i = 0; i < ph->count; i++)
+        aec_image_free(&ph->img[i]);
+    free(ph->img);
+    memset(ph, 0, sizeof *ph);
+}

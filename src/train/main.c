@@ -29,15 +29,17 @@ static void usage(FILE *f)
                "  --exclude FILE    never use the files named in FILE (one base name per\n"
                "                    line): held-out photos\n"
                "  --out FILE        model file to write (atomically)\n"
-               "  --arch mlp|conv   reference MLP with batchnorm, or convolutional (default conv)\n"
+               "  --arch mlp|conv|photo\n"
+               "                    reference MLP with batchnorm, convolutional (default conv),\n"
+               "                    or the photo codec for any size (mean-scale hyperprior)\n"
                "  --size S          input side in pixels (default 48)\n"
                "  --latent N        mlp: latent values (default 3*S*S/4); conv: latent\n"
                "                    channels at S/4 x S/4 (default 12)\n"
                "  --width W         conv: base channel count (default 32)\n"
                "  --epochs N        (default 10)\n"
-               "  --batch N         (default 256)\n"
+               "  --batch N         (default 256; photo: 8)\n"
                "  --max-seconds S   stop after the epoch in which training time reaches S\n"
-               "  --lr X            Adam learning rate (default 0.001)\n"
+               "  --lr X            Adam learning rate (default 0.001; photo: 0.0001)\n"
                "  --schedule S      constant (default) or cosine learning-rate decay\n"
                "  --val F           fraction held out for validation (default 0.1)\n"
                "  --limit N         use only the first N files by name (of each --data)\n"
@@ -58,6 +60,17 @@ static void usage(FILE *f)
                "  --quiet           no progress output\n"
                "  --reproducible    leave timings out of the file, so the same seed, data and\n"
                "                    --threads give the same bytes on every run\n"
+               "\n"
+               "Photo codec (--arch photo; trains on random crops of photos at their size):\n"
+               "  --crop S          crop side, a multiple of 64 (default 128)\n"
+               "  --channels N,M    transform and latent channels (default 96,128)\n"
+               "  --lambdas L,...   one quality level per rate-distortion weight, increasing\n"
+               "                    (loss = L * 255^2 * MSE + bits per pixel); default\n"
+               "                    0.0018,0.0035,0.0067,0.013,0.025,0.0483\n"
+               "  --init MODEL      continue training this photo codec\n"
+               "  --max-steps N     stop after N steps\n"
+               "  --log-every N     steps per progress line and --history record (default 20)\n"
+               "  --save-every S    write --out every S seconds too (default 600)\n"
                "  --help, --version\n");
 }
 
@@ -87,6 +100,43 @@ static int parse_float(const char *name, const char *s, double lo, double hi, fl
     }
     *out = (float)v;
     return 0;
+}
+
+/* --channels N,M */
+static int parse_channels(const char *s, train_options *o)
+{
+    int n, m, used = 0;
+    if (sscanf(s, "%d,%d%n", &n, &m, &used) != 2 || s[used] || n < 1 || n > 512 || m < 2 ||
+        m > 512 || m % 2) {
+        fprintf(stderr, "aec-train: --channels wants N,M (1..512, M even), not \"%s\"\n", s);
+        return -1;
+    }
+    o->photo_n = n, o->photo_m = m;
+    return 0;
+}
+
+/* --lambdas L1,L2,... increasing, at most 8 */
+static int parse_lambdas(const char *s, train_options *o)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (errno || end == p || !(v > 0 && v < 100) || n == 8 ||
+            (n > 0 && !(v > o->lambdas[n - 1])) || (*end && *end != ',')) {
+            fprintf(stderr,
+                    "aec-train: --lambdas wants up to 8 increasing numbers in (0, 100), "
+                    "not \"%s\"\n",
+                    s);
+            return -1;
+        }
+        o->lambdas[n++] = (float)v;
+        p = *end ? end + 1 : end;
+    }
+    o->nlambdas = n;
+    return n ? 0 : -1;
 }
 
 static int parse_args(int argc, char **argv, train_options *o)
@@ -176,7 +226,21 @@ static int parse_args(int argc, char **argv, train_options *o)
             bad = parse_float(a, val, 1e-9, 10, &o->lr);
         else if (!strcmp(a, "--val"))
             bad = parse_float(a, val, 0, 0.9, &o->val);
-        else {
+        else if (!strcmp(a, "--crop"))
+            bad = parse_long(a, val, 64, 512, &v) || ((o->crop = (int)v), 0);
+        else if (!strcmp(a, "--channels"))
+            bad = parse_channels(val, o);
+        else if (!strcmp(a, "--lambdas"))
+            bad = parse_lambdas(val, o);
+        else if (!strcmp(a, "--max-steps"))
+            bad = parse_long(a, val, 1, LONG_MAX, &o->max_steps);
+        else if (!strcmp(a, "--log-every"))
+            bad = parse_long(a, val, 1, 1000000, &v) || ((o->log_every = (int)v), 0);
+        else if (!strcmp(a, "--save-every")) {
+            float secs = 0;
+            bad = parse_float(a, val, 0, 1e7, &secs);
+            o->save_every = secs;
+        } else {
             fprintf(stderr, "aec-train: unknown option %s (see --help)\n", a);
             return -1;
         }
@@ -209,24 +273,36 @@ int main(int argc, char **argv)
         .arch = "conv",
         .size = 48,
         .epochs = 10,
-        .batch = 256,
-        .lr = 0.001f,
+        .batch = 0, /* per architecture, below */
+        .lr = 0,
         .val = 0.1f,
         .seed = 1,
         .threads = cores > 0 && cores < 64 ? (int)cores : 2,
         .bn_recal = 1,
         .lambda = -1,
         .latent_scale = 1,
+        .crop = 128,
+        .photo_n = 96,
+        .photo_m = 128,
+        .nlambdas = 6,
+        .lambdas = {0.0018f, 0.0035f, 0.0067f, 0.013f, 0.025f, 0.0483f},
+        .log_every = 20,
+        .save_every = 600,
     };
     if (parse_args(argc, argv, &o))
         return 2;
+    int photo = !strcmp(o.arch, "photo");
+    if (!o.batch)
+        o.batch = photo ? 8 : 256;
+    if (!o.lr)
+        o.lr = photo ? 1e-4f : 0.001f;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     aec_error err = {{0}};
-    if (train_run(&o, &err)) {
+    if (photo ? train_photo_run(&o, &err) : train_run(&o, &err)) {
         fprintf(stderr, "aec-train: %s\n", err.msg);
         return 1;
     }

@@ -16,6 +16,7 @@
 #include "aec/error.h"
 #include "aec/image.h"
 #include "aec/model.h"
+#include "aec/photo.h"
 
 #define TRAIN_MAX_DATA 8 /* --data folders */
 
@@ -52,6 +53,14 @@ typedef struct {
     float lambda;
     /* --init: multiply the latent by this (the next layer divides it back) */
     float latent_scale;
+    /* --arch photo: the photo codec (photo_train.c) */
+    int crop;             /* crop side, a multiple of 64 */
+    int photo_n, photo_m; /* channels */
+    int nlambdas;
+    float lambdas[8];  /* one quality level each */
+    long max_steps;    /* stop after this many steps (0 = no limit) */
+    int log_every;     /* steps per progress line */
+    double save_every; /* seconds between checkpoints (0 = only at the end) */
 } train_options;
 
 /* ---- dataset.c ---- */
@@ -74,6 +83,17 @@ aec_status train_dataset_load(train_dataset *ds, const train_options *o, int c, 
 void train_dataset_free(train_dataset *ds);
 /* images idx[0..n) -> floats in [0,1] */
 void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, float *out);
+
+/* Photos at their own size (the photo codec's crops): the decoded files of
+ * o->data_dirs (o->limit, o->exclude, o->threads). */
+typedef struct {
+    size_t count, skipped, excluded;
+    size_t pixels; /* in all */
+    aec_rgb_image *img;
+} train_photos;
+
+aec_status train_photos_load(train_photos *ph, const train_options *o, aec_error *err);
+void train_photos_free(train_photos *ph);
 
 /* ---- augment.c ---- */
 /* One thumbnail of photo made by a random pipeline drawn from seed: out_w x
@@ -111,6 +131,46 @@ aec_status train_codec_finish(train_codec *c, aec_model *m, aec_workspace *ws,
 
 /* ---- loop.c ---- */
 extern volatile sig_atomic_t train_stop_requested;
+/* ---- photo_train.c ----
+ * The photo codec's training graph over a batch of n crops (channel-major
+ * [c, n, h, w] tensors). A network's activations: */
+typedef struct {
+    float *out, *norm; /* norm: GDN only */
+    int h, w;          /* output size */
+} stage_act;
+
+typedef struct {
+    const aec_net *net;
+    int n, h, w; /* batch and input size */
+    stage_act act[8];
+} net_state;
+
+typedef struct {
+    aec_photo *p;
+    int n, crop;
+    net_state g_a, g_s, h_a, h_s;
+    size_t x_count, y_count, z_count; /* floats of x, y, z over the batch */
+    float *x, *y, *yt, *yq, *ys, *zt, *dxh, *dy, *dys, *dzt, *dhs, *d0, *d1, *col;
+    float *pool;                   /* every buffer above and the activations */
+    float *grad, *adam_m, *adam_v; /* one allocation each, params' layout */
+    uint64_t rng;
+    int exact_grad; /* decoder sees y + noise instead of the rounded y (gradient checks) */
+} photo_trainer;
+
+typedef struct {
+    double loss, mse, bpp;
+} photo_step;
+
+aec_status photo_trainer_init(photo_trainer *t, aec_photo *p, int n, int crop, uint64_t seed,
+                              aec_error *err);
+void photo_trainer_free(photo_trainer *t);
+/* A random crop of img (scale, position, mirror drawn from t->rng) into sample i of t->x. */
+void photo_trainer_crop(photo_trainer *t, const aec_rgb_image *img, int i);
+/* Forward and backward of t->x at quality level `level`: d loss / d params in t->grad. */
+photo_step photo_trainer_step(photo_trainer *t, int level);
+/* Gradient clipping and one Adam step (consumes t->grad). */
+void photo_trainer_update(photo_trainer *t, const aec_adam *opt, long step);
+aec_status train_photo_run(const train_options *o, aec_error *err);
 aec_status train_run(const train_options *o, aec_error *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "aec/codec.h"
+#include "aec/entropy.h"
 #include "aec/layers.h"
 #include "aec/model.h"
 #include "testutil.h"
