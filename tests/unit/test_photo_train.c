@@ -91,7 +91,6 @@ static void test_gradients(void)
             double fd = (up - dn) / (2 * h), an = g[i];
             double tol = 0.03 * fmax(fabs(fd), fabs(an)) + 2e-4;
             checked++;
-                fprintf(stderr, "%s %g %g loss %g\n", tn->name, an, fd, base.loss);
             if (fabs(fd - an) > tol) {
                 bad++;
                 fprintf(stderr, "  %s[%zu]: analytic %.6g, finite difference %.6g\n", tn->name,
