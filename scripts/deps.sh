@@ -15,7 +15,7 @@ case "${1:-}" in
 --bench)
     pkgs="$pkgs libcurl4-openssl-dev wrk python3-torch python3-numpy python3-pil python3-fastapi
 python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist
-libjpeg-turbo-progs webp gnuplot-nox"
+libjpeg-turbo-progs webp gnuplot-nox libavif-bin libjxl-tools libheif-examples"
     ;;
 --fuzz) pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
 "") ;;

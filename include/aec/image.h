@@ -74,6 +74,9 @@ aec_status aec_image_load_tensor(const uint8_t *buf, size_t len, size_t max_pixe
 /* Planar floats [c,h,w] (clamped to [0,1]) -> PNG bytes (malloc'd). c = 1 or 3. */
 aec_status aec_image_encode_png(const float *chw, int c, int h, int w, uint8_t **png,
                                 size_t *png_len, aec_error *err);
+/* Interleaved 8-bit RGB (w x h) -> PNG bytes (malloc'd). */
+aec_status aec_image_encode_png_rgb(const uint8_t *rgb, int w, int h, uint8_t **png,
+                                    size_t *png_len, aec_error *err);
 
 /* ---- the resizers of common thumbnail pipelines (resample.c) ----------------
  * Pillow's Image.resize filters, antialiased when downscaling (the filter's

@@ -125,6 +125,21 @@ size_t aec_gdn_infer_scratch(int c, int threads);
 void aec_gdn_infer(float *out, float *scratch, const float *inp, const float *beta,
                    const float *gamma, int c, size_t count, int inverse, int threads);
 
+/* ---- transposed convolution for images of any size (serving) ----------------------
+ * One sample [cin, h, w] -> [cout, h*s, w*s] (padding p, output padding s - 1, the
+ * photo codec's geometry), fixed order of operations, banded: scratch of
+ * aec_deconv2d_infer_scratch() floats whatever the image size along h. The
+ * weights are first rearranged per output phase (aec_deconv2d_phase_weights:
+ * PyTorch's [cin, cout, k, k] in, the same count out). Each output is the same
+ * bits wherever it lies in the image, so tiles reproduce the whole image. */
+size_t aec_deconv2d_phase_weights_size(int cin, int cout, int k);
+void aec_deconv2d_phase_weights(float *dst, const float *weight, int cin, int cout, int k, int s,
+                                int p);
+size_t aec_deconv2d_infer_scratch(int cin, int h, int w, int cout, int k, int s, int threads);
+void aec_deconv2d_infer(float *out, float *scratch, const float *inp, const float *phase_w,
+                        const float *bias, int cin, int h, int w, int cout, int k, int s, int p,
+                        int threads);
+
 /* ---- leaky ReLU: y = x > 0 ? x : slope * x; backward uses the forward output --- */
 void aec_leaky_relu_forward(float *out, const float *inp, size_t count, float slope);
 void aec_leaky_relu_backward(float *dinp, const float *dout, const float *out, size_t count,

@@ -40,6 +40,8 @@
 #define AEC_PHOTO_MAX_LEVELS 8
 #define AEC_PHOTO_MAX_TENSORS 48
 #define AEC_PHOTO_STRIDE 64 /* images are padded to multiples of this */
+#define AEC_PHOTO_MAX_SIDE 65536
+#define AEC_PHOTO_MAX_CHANNELS 512
 
 typedef struct {
     int n, m;   /* channels of the transforms and of the latent */
@@ -55,6 +57,7 @@ typedef struct {
     aec_stage_kind kind;
     int cin, cout, k, stride;
     size_t w, b; /* offsets of weight / gamma and bias / beta */
+    size_t ph;   /* transposed convolution: offset of its phase weights in phase */
 } aec_stage;
 
 typedef struct {
@@ -82,7 +85,9 @@ typedef struct aec_photo {
     float *z_tables, *y_tables;                /* coding tables, or NULL */
     size_t z_tables_len, y_tables_len;
     aec_entropy *entropy; /* made from the tables */
-    char *train_json;     /* aec.train, or NULL */
+    float *phase;         /* transposed convolutions' weights per output phase (serving) */
+    size_t nphase;
+    char *train_json; /* aec.train, or NULL */
     uint64_t id_hash;
     char id[24];
 } aec_photo;
@@ -111,5 +116,71 @@ aec_status aec_photo_save(const aec_photo *p, const char *path, aec_error *err);
 
 /* Output size of a stage on an h x w input. */
 void aec_stage_out_size(const aec_stage *s, int h, int w, int *oh, int *ow);
+
+/* ---- compressing (photo_codec.c) ----------------------------------------------------
+ * Stream format version 3 (all integers little-endian):
+ *   off size field
+ *     0    4 magic "AEC" and the version byte 3
+ *     4    4 model tag: the low 32 bits of the model's id hash
+ *     8    4 width in pixels (>= 1)
+ *    12    4 height in pixels (>= 1)
+ *    16    1 quality, 1..100
+ *    17    4 z substream length in bytes
+ *    21    4 y substream length in bytes
+ *    25    4 check: low 32 bits of FNV-1a 64 over the decoded symbols (z then y,
+ *            each as int32 LE), so a corrupt stream is refused, not shown
+ *    29    . the z substream, then the y substream (aec/entropy.h); the stream
+ *            ends exactly there
+ * z has N x ceil(H/64) x ceil(W/64) symbols, y has M x 4ceil(H/64) x 4ceil(W/64),
+ * channel-major, rows top to bottom. */
+#define AEC_PHOTO_MAGIC "AEC\x03"
+#define AEC_PHOTO_HEADER 29
+#define AEC_PHOTO_QUALITY_DEFAULT 75
+
+typedef struct {
+    uint32_t tag;
+    int width, height, quality;
+    size_t z_bytes, y_bytes, total;
+} aec_photo_info;
+
+/* Does buf start like a version-3 stream? */
+int aec_photo_is_stream(const uint8_t *buf, size_t len);
+/* The header of a stream (no model needed); AEC_ERR_FORMAT if it is not one. */
+aec_status aec_photo_stream_info(const uint8_t *buf, size_t len, aec_photo_info *info,
+                                 aec_error *err);
+uint32_t aec_photo_tag(const aec_photo *p);
+
+/* Peak bytes that compressing or decompressing a width x height photo
+ * allocates (the budget a server reserves). */
+size_t aec_photo_memory_bound(const aec_photo *p, int width, int height, int threads);
+
+/* rgb: width x height interleaved 8-bit RGB. quality 1..100. The result is
+ * the same bytes for any thread count. */
+aec_status aec_photo_compress(const aec_photo *p, const uint8_t *rgb, int width, int height,
+                              int quality, int threads, uint8_t **out, size_t *len, aec_error *err);
+/* The highest quality whose stream fits in max_bytes (like cwebp -size); the
+ * lowest quality's stream if none fits. *quality_out may be NULL. */
+aec_status aec_photo_compress_size(const aec_photo *p, const uint8_t *rgb, int width, int height,
+                                   size_t max_bytes, int threads, uint8_t **out, size_t *len,
+                                   int *quality_out, aec_error *err);
+/* A stream of this model -> malloc'd interleaved RGB (*width x *height).
+ * AEC_ERR_LIMIT beyond max_pixels, AEC_ERR_MISMATCH for another model's
+ * stream, AEC_ERR_FORMAT for anything corrupt, truncated or extended. */
+aec_status aec_photo_decompress(const aec_photo *p, const uint8_t *buf, size_t len,
+                                size_t max_pixels, int threads, uint8_t **rgb, int *width,
+                                int *height, aec_error *err);
+
+/* Lower-level pieces, for tests and benchmarks: the latent of a padded
+ * image x [3, H, W] (H, W multiples of 64) computed in tiles of `tile`
+ * pixels (0: the default), and the image from a latent in tiles of `tile`
+ * latent pixels. */
+aec_status aec_photo_analysis(const aec_photo *p, const float *x, int h, int w, int tile,
+                              int threads, float *y, aec_error *err);
+aec_status aec_photo_synthesis(const aec_photo *p, const float *y, int h, int w, int tile,
+                               int threads, float *x, aec_error *err);
+/* Rate the training model predicts for the photo at this quality (bits), next
+ * to what the coder writes: the two must agree. */
+aec_status aec_photo_estimate_bits(const aec_photo *p, const uint8_t *rgb, int width, int height,
+                                   int quality, int threads, double *bits, aec_error *err);
 
 #endif

@@ -16,12 +16,13 @@
 #include <string.h>
 
 #include "aec/hash.h"
+#include "aec/layers.h"
 #include "aec/random.h"
 #include "aec/safetensors.h"
 
 #define PHOTO_FORMAT "photo-1"
 #define PHOTO_MAX_FILE ((size_t)1 << 30)
-#define PHOTO_MAX_CHANNELS 512
+#define PHOTO_MAX_CHANNELS AEC_PHOTO_MAX_CHANNELS
 #define PEDESTAL 1.4551915228366852e-11 /* 2^-36 */
 #define BETA_MIN 1e-6
 #define LRELU_SLOPE 0.01f
@@ -58,6 +59,10 @@ static void add_stage(aec_photo *p, aec_net *net, const char *prefix, aec_stage_
         s->w = add_tensor(p, name, 4, dims, 0);
         snprintf(name, sizeof name, "%s.%d.bias", prefix, index);
         s->b = add_tensor(p, name, 1, &cout, 0);
+        if (kind == AEC_ST_DECONV) {
+            s->ph = p->nphase;
+            p->nphase += aec_deconv2d_phase_weights_size(cin, cout, k);
+        }
     } else if (kind == AEC_ST_GDN || kind == AEC_ST_IGDN) {
         int dims[2] = {cin, cin};
         snprintf(name, sizeof name, "%s.%d.beta", prefix, index);
@@ -201,6 +206,7 @@ void aec_photo_free(aec_photo *p)
         return;
     free(p->params);
     free(p->eff);
+    free(p->phase);
     free(p->z_tables);
     free(p->y_tables);
     aec_entropy_free(p->entropy);
@@ -245,6 +251,22 @@ void aec_photo_reparam_backward(const aec_photo *p, float *grad)
     }
 }
 
+/* The serving form of the transposed convolutions (aec_deconv2d_infer). */
+static aec_status prepare_serving(aec_photo *p, aec_error *err)
+{
+    if (!p->phase && !(p->phase = malloc(sizeof(float) * (p->nphase ? p->nphase : 1))))
+        return aec_fail(err, AEC_ERR_NOMEM, "photo codec: out of memory");
+    const aec_net *nets[2] = {&p->g_s, &p->h_s};
+    for (int n = 0; n < 2; n++)
+        for (int i = 0; i < nets[n]->nstages; i++) {
+            const aec_stage *s = &nets[n]->st[i];
+            if (s->kind == AEC_ST_DECONV)
+                aec_deconv2d_phase_weights(p->phase + s->ph, p->eff + s->w, s->cin, s->cout, s->k,
+                                           s->stride, s->k / 2);
+        }
+    return AEC_OK;
+}
+
 static void update_id(aec_photo *p)
 {
     uint64_t h = aec_hash64(AEC_HASH64_INIT, p->params, sizeof(float) * p->nparams);
@@ -269,6 +291,10 @@ aec_status aec_photo_finalize(aec_photo *p, aec_error *err)
     if (st == AEC_OK)
         st = aec_entropy_create(&p->entropy, p->z_tables, p->z_tables_len, p->cfg.n, p->y_tables,
                                 p->y_tables_len, err);
+    if (st == AEC_OK) {
+        aec_photo_update_eff(p);
+        st = prepare_serving(p, err);
+    }
     update_id(p);
     return st;
 }
@@ -400,6 +426,7 @@ aec_status aec_photo_load_memory(aec_photo **out, const uint8_t *buf, size_t len
         st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
     if (st == AEC_OK) {
         aec_photo_update_eff(p);
+        st = prepare_serving(p, err);
         update_id(p);
     }
 done:

@@ -639,9 +639,12 @@ void aec_linear_infer(float *out, const float *inp, const float *weight, const f
 
 size_t aec_conv2d_infer_scratch(int cin, int h, int w, int k, int stride, int pad, int threads)
 {
+    /* A band holds at most max(BAND_FLOATS, one row) floats of columns: a bound
+     * that only grows with the image, so the scratch of a tile of some size
+     * serves every smaller tile too. */
     conv_job j = conv_geometry(cin, h, w, 1, k, stride, pad, 0, 0);
-    int ckk = cin * k * k;
-    return (size_t)threads * band_rows(j.ow, ckk, j.oh) * j.ow * ckk;
+    size_t row = (size_t)j.ow * cin * k * k;
+    return (size_t)threads * (row > BAND_FLOATS ? row : BAND_FLOATS);
 }
 
 typedef struct {
@@ -1043,4 +1046,156 @@ void aec_leaky_relu_backward(float *dinp, const float *dout, const float *out, s
 {
     for (size_t i = 0; i < count; i++)
         dinp[i] = out[i] > 0.0f ? dout[i] : dout[i] * slope;
+}
+
+/* ---- transposed convolution for any size: a gather per output phase ------------------ *
+ * Output pixel (Y, X) of a transposed convolution with stride s receives
+ * weight[ci, co, ky, kx] * inp[ci, (Y + p - ky) / s, (X + p - kx) / s] for
+ * the taps where both divisions are exact. For the phase (Y mod s, X mod s)
+ * those taps are fixed, so each phase is an ordinary stride-1 convolution of
+ * the input with a sub-kernel (phase weights, rearranged once by
+ * aec_deconv2d_phase_weights). Done in bands of output rows with the
+ * sequential form of aec/gemm.h: bounded scratch, and each output element is
+ * the same sum in the same order wherever it lies, so a tile of an image gives
+ * the same bits as the whole image. */
+
+/* Taps of one phase along one axis: ky = first + s * t for t < count, input
+ * offset (phase + p - ky) / s. */
+static void phase_taps(int phase, int k, int s, int p, int *first, int *count)
+{
+    int f = (phase + p) % s;
+    *first = f;
+    *count = f < k ? (k - f + s - 1) / s : 0;
+}
+
+size_t aec_deconv2d_phase_weights_size(int cin, int cout, int k)
+{
+    return (size_t)cin * cout * k * k;
+}
+
+void aec_deconv2d_phase_weights(float *dst, const float *weight, int cin, int cout, int k, int s,
+                                int p)
+{
+    /* phase (py, px): [cout][cin * ny * nx], (ci, ty, tx) in order */
+    for (int py = 0; py < s; py++)
+        for (int px = 0; px < s; px++) {
+            int fy, ny, fx, nx;
+            phase_taps(py, k, s, p, &fy, &ny);
+            phase_taps(px, k, s, p, &fx, &nx);
+            size_t kk = (size_t)cin * ny * nx;
+            for (int co = 0; co < cout; co++)
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ty = 0; ty < ny; ty++)
+                        for (int tx = 0; tx < nx; tx++) {
+                            int ky = fy + s * ty, kx = fx + s * tx;
+                            dst[(size_t)co * kk + ((size_t)ci * ny + ty) * nx + tx] =
+                                weight[(((size_t)ci * cout + co) * k + ky) * k + kx];
+                        }
+            dst += (size_t)cout * kk;
+        }
+}
+
+/* Rows of one band (phase rows), at least 1. */
+static int deconv_band_rows(int cin, int k, int s, int w)
+{
+    int taps = (k + s - 1) / s;
+    size_t per_row = (size_t)cin * taps * taps * w;
+    size_t r = per_row ? BAND_FLOATS / per_row : 1;
+    return r < 1 ? 1 : (int)r;
+}
+
+size_t aec_deconv2d_infer_scratch(int cin, int h, int w, int cout, int k, int s, int threads)
+{
+    /* a band is rows * w <= max(w, BAND_FLOATS / (cin * taps^2)) pixels (see
+     * deconv_band_rows): a bound that only grows with w */
+    (void)h;
+    int taps = (k + s - 1) / s;
+    size_t kk = (size_t)cin * taps * taps, np = BAND_FLOATS / kk;
+    if (np < (size_t)w)
+        np = (size_t)w;
+    return (size_t)threads * np * (kk + cout);
+}
+
+typedef struct {
+    const float *inp, *phase_w, *bias;
+    float *out, *scratch;
+    int cin, h, w, cout, k, s, p, rows, bands;
+    size_t slice;
+} deconv_job;
+
+static void deconv_infer_range(void *ctx, int t, long begin, long end)
+{
+    const deconv_job *q = ctx;
+    int s = q->s, w = q->w, h = q->h, ow = w * s;
+    float *col = q->scratch + (size_t)t * q->slice;
+    for (long u = begin; u < end; u++) {
+        int phase = (int)(u / q->bands), band = (int)(u % q->bands);
+        int py = phase / s, px = phase % s;
+        int fy, ny, fx, nx;
+        phase_taps(py, q->k, s, q->p, &fy, &ny);
+        phase_taps(px, q->k, s, q->p, &fx, &nx);
+        int i0 = band * q->rows, i1 = i0 + q->rows < h ? i0 + q->rows : h;
+        int np = (i1 - i0) * w;
+        size_t kk = (size_t)q->cin * ny * nx;
+        float *res = col + kk * np;
+        /* col[(ci,ty,tx), (i,j)] = inp[ci, i + (py+p-ky)/s, j + (px+p-kx)/s] */
+        for (int ci = 0; ci < q->cin; ci++)
+            for (int ty = 0; ty < ny; ty++)
+                for (int tx = 0; tx < nx; tx++) {
+                    int dy = (py + q->p - (fy + s * ty)) / s, dx = (px + q->p - (fx + s * tx)) / s;
+                    float *row = col + (((size_t)ci * ny + ty) * nx + tx) * np;
+                    for (int i = i0; i < i1; i++) {
+                        int iy = i + dy;
+                        float *dst = row + (size_t)(i - i0) * w;
+                        if (iy < 0 || iy >= h) {
+                            memset(dst, 0, sizeof(float) * (size_t)w);
+                            continue;
+                        }
+                        const float *src = q->inp + ((size_t)ci * h + iy) * w;
+                        for (int j = 0; j < w; j++) {
+                            int ix = j + dx;
+                            dst[j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+                        }
+                    }
+                }
+        const float *pw = q->phase_w;
+        for (int ph = 0; ph < phase; ph++) {
+            int a, na, b, nb;
+            phase_taps(ph / s, q->k, s, q->p, &a, &na);
+            phase_taps(ph % s, q->k, s, q->p, &b, &nb);
+            pw += (size_t)q->cout * q->cin * na * nb;
+        }
+        aec_gemm_seq(res, (size_t)np, pw, kk, 1, col, (size_t)np, q->bias, q->cout, np, (int)kk);
+        for (int co = 0; co < q->cout; co++)
+            for (int i = i0; i < i1; i++) {
+                float *dst = q->out + ((size_t)co * h * s + (size_t)i * s + py) * ow + px;
+                const float *src = res + (size_t)co * np + (size_t)(i - i0) * w;
+                for (int j = 0; j < w; j++)
+                    dst[(size_t)j * s] = src[j];
+            }
+    }
+}
+
+void aec_deconv2d_infer(float *out, float *scratch, const float *inp, const float *phase_w,
+                        const float *bias, int cin, int h, int w, int cout, int k, int s, int p,
+                        int threads)
+{
+    deconv_job q = {.inp = inp,
+                    .phase_w = phase_w,
+                    .bias = bias,
+                    .out = out,
+                    .scratch = scratch,
+                    .cin = cin,
+                    .h = h,
+                    .w = w,
+                    .cout = cout,
+                    .k = k,
+                    .s = s,
+                    .p = p};
+    q.rows = deconv_band_rows(cin, k, s, w);
+    if (q.rows > h)
+        q.rows = h;
+    q.bands = (h + q.rows - 1) / q.rows;
+    q.slice = aec_deconv2d_infer_scratch(cin, h, w, cout, k, s, 1);
+    aec_parallel_range(threads, (long)s * s * q.bands, deconv_infer_range, &q);
 }
