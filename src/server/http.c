@@ -212,11 +212,11 @@ static int take_model(aecd_request *req)
             aecd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "model_unavailable", "%s", msg);
         return -1;
     }
-    if (req->params.dtype == AECD_DTYPE_CODED && !req->ver->codec) {
+    if (req->params.dtype == AECD_DTYPE_CODED && !req->ver->codec && !req->ver->photo) {
         aecd_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter",
                          "dtype=coded needs a model with codec tables; model %s (%s) has none"
                          " (train one with aec-train --lambda)",
-                         req->ver->name, req->ver->model->id);
+                         req->ver->name, req->ver->id);
         return -1;
     }
     return 0;

@@ -194,8 +194,11 @@ static void log_started(const aecd_server *srv, int port)
     char msg[512], shape[64], address[300];
     int state;
     aecd_version *v = aecd_registry_get(srv->registry, NULL, &state, msg, sizeof msg);
-    const aec_model *m = v->model; /* the default model loaded, or startup failed */
-    snprintf(shape, sizeof shape, "%dx%dx%d", m->input.c, m->input.h, m->input.w);
+    const aec_model *m = v->model; /* NULL when the default is a photo codec */
+    if (m)
+        snprintf(shape, sizeof shape, "%dx%dx%d", m->input.c, m->input.h, m->input.w);
+    else
+        snprintf(shape, sizeof shape, "any size");
     snprintf(address, sizeof address, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
              port);
     aecd_logline l;
@@ -208,9 +211,10 @@ static void log_started(const aecd_server *srv, int port)
     aecd_log_int(&l, "served", rs.served);
     aecd_log_int(&l, "failed", rs.failed);
     aecd_log_str(&l, "default_model", v->name);
-    aecd_log_str(&l, "model", m->id);
+    aecd_log_str(&l, "model", v->id);
     aecd_log_str(&l, "input", shape);
-    aecd_log_int(&l, "latent_dim", (long long)aec_model_latent_count(m));
+    if (m)
+        aecd_log_int(&l, "latent_dim", (long long)aec_model_latent_count(m));
     aecd_log_str(&l, "calibrated", v->calib.calibrated ? "true" : "false");
     aecd_log_str(&l, "codec", v->codec ? "true" : "false");
     aecd_log_int(&l, "threads", cfg->threads);

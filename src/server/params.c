@@ -3,8 +3,10 @@
  * Parameters: format (json|binary), dtype (f32|f16|u8|coded), width and height
  * (integers 1..AECD_MAX_OUTPUT_SIDE), threshold (a finite decimal number
  * >= 0), heatmap (0|1|true|false), model (a model name: letters, digits,
- * '-', '_', '.'), timeout_ms (an integer 1..3600000), fit (stretch|crop|pad). Percent-escapes and
- * '+' are decoded; an invalid escape or a NUL byte is refused.
+ * '-', '_', '.'), timeout_ms (an integer 1..3600000), fit (stretch|crop|pad),
+ * quality (an integer 1..100), size (bytes, an integer 1..AECD_MAX_TARGET_BYTES).
+ * Percent-escapes and '+' are decoded; an invalid escape or a NUL byte is
+ * refused.
  */
 #include "params.h"
 
@@ -185,6 +187,21 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
         p->fit = aec_fit_parse(val);
         if (p->fit < 0) {
             say(msg, n, "fit must be stretch, crop or pad (got '%s')", shown(val, sv, sizeof sv));
+            return -1;
+        }
+        p->has_fit = 1;
+    } else if (strcmp(key, "quality") == 0) {
+        long q;
+        if (parse_range(val, 1, 100, &q) != 0) {
+            say(msg, n, "quality must be an integer from 1 to 100 (got '%s')",
+                shown(val, sv, sizeof sv));
+            return -1;
+        }
+        p->quality = (int)q;
+    } else if (strcmp(key, "size") == 0) {
+        if (parse_range(val, 1, AECD_MAX_TARGET_BYTES, &p->size) != 0) {
+            say(msg, n, "size must be a number of bytes from 1 to %ld (got '%s')",
+                (long)AECD_MAX_TARGET_BYTES, shown(val, sv, sizeof sv));
             return -1;
         }
     } else if (strcmp(key, "timeout_ms") == 0) {

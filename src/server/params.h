@@ -13,6 +13,10 @@
 /* ?dtype=coded: the entropy-coded binary latent v2 (include/aec/codec.h) */
 #define AECD_DTYPE_CODED 100
 
+/* ?size= of a photo codec's stream: at most this many bytes (parse_range
+ * takes 9 digits) */
+#define AECD_MAX_TARGET_BYTES 999999999L
+
 enum { AECD_FORMAT_UNSET = 0, AECD_FORMAT_JSON, AECD_FORMAT_BINARY };
 
 /* Query parameters, parsed strictly. */
@@ -26,6 +30,9 @@ typedef struct {
     char model[64];  /* ?model=NAME, or "" */
     long timeout_ms; /* ?timeout_ms=, or 0 */
     int fit;         /* ?fit=: aec_fit (AEC_FIT_STRETCH unless given) */
+    int has_fit;
+    int quality; /* ?quality= 1..100 (photo codecs), or 0 */
+    long size;   /* ?size= target bytes (photo codecs), or 0 */
 } aecd_params;
 
 /* allowed: the parameter names the endpoint takes, space separated ("" for

@@ -18,6 +18,8 @@
 
 #include <cJSON.h>
 
+#include "aec/safetensors.h"
+
 #include "buf.h"
 #include "log.h"
 
@@ -26,6 +28,7 @@
 #endif
 
 #define SUFFIX ".safetensors"
+#define AECD_MAX_MODEL_FILE ((size_t)1 << 30) /* the limit of aec_model_load and aec_photo_load */
 
 typedef struct {
     char name[AECD_MODEL_NAME_MAX];
@@ -62,6 +65,7 @@ static void version_free(aecd_version *v)
     aecd_runner_free(v->runner);
     aec_codec_free(v->codec);
     aec_model_free(v->model);
+    aec_photo_free(v->photo);
     free(v->json);
     free(v);
 }
@@ -97,11 +101,59 @@ static int embed_json(aecd_buf *b, const char *text)
     return 0;
 }
 
+/* The limits of this server, the end of every /v1/model document. */
+static void limits_json(aecd_buf *b, const aecd_config *cfg)
+{
+    size_t json_max = cfg->max_body < AECD_MAX_JSON_BODY ? cfg->max_body : AECD_MAX_JSON_BODY;
+    aecd_buf_printf(b,
+                    ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
+                    "\"max_memory\":%zu,\"max_batch\":%d,\"max_output_side\":%d,"
+                    "\"max_query\":%d}}\n",
+                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_memory, cfg->max_batch,
+                    AECD_MAX_OUTPUT_SIDE, AECD_MAX_QUERY);
+}
+
+/* A photo codec's /v1/model document: any size up to --max-pixels,
+ * qualities 1..100 over its trained levels, stream format 3. */
+static int build_photo_json(aecd_version *v, const aecd_config *cfg)
+{
+    const aec_photo *p = v->photo;
+    aecd_buf b;
+    aecd_buf_init(&b);
+    aecd_buf_puts(&b, "{\"name\":");
+    aecd_buf_json_str(&b, v->name);
+    aecd_buf_puts(&b, ",\"id\":");
+    aecd_buf_json_str(&b, p->id);
+    aecd_buf_printf(&b, ",\"version\":\"%s\",\"kind\":\"photo_codec\"", AEC_VERSION);
+    aecd_buf_printf(&b,
+                    ",\"input\":{\"channels\":3,\"any_size\":true,\"min_side\":1,"
+                    "\"max_side\":%d,\"max_pixels\":%ld,\"stride\":%d}",
+                    AEC_PHOTO_MAX_SIDE, cfg->max_pixels, AEC_PHOTO_STRIDE);
+    aecd_buf_printf(&b, ",\"latent\":{\"channels\":%d,\"downsampling\":16,\"hyper_channels\":%d}",
+                    p->cfg.m, p->cfg.n);
+    aecd_buf_printf(&b, ",\"quality\":{\"min\":1,\"max\":100,\"default\":%d,\"lambdas\":[",
+                    AEC_PHOTO_QUALITY_DEFAULT);
+    for (int i = 0; i < p->cfg.levels; i++)
+        aecd_buf_printf(&b, i ? ",%.6g" : "%.6g", p->cfg.lambda[i]);
+    aecd_buf_printf(&b, "]},\"stream\":{\"format\":3,\"tag\":\"%08x\"}", aec_photo_tag(p));
+    aecd_buf_printf(
+        &b, ",\"param_count\":%zu,\"anomaly\":null,\"calibrated\":false,\"train\":", p->nparams);
+    int bad = embed_json(&b, p->train_json);
+    aecd_buf_puts(&b, ",\"codec\":null");
+    limits_json(&b, cfg);
+    if (bad)
+        aecd_logf(AECD_LOG_WARN, "model %s: aec.train does not parse; /v1/model shows null",
+                  v->name);
+    v->json = aecd_buf_steal(&b, &v->json_len);
+    return v->json ? 0 : -1;
+}
+
 /* The version's /v1/model document. 0, or -1 when out of memory. */
 static int build_json(aecd_version *v, const aecd_config *cfg)
 {
+    if (v->photo)
+        return build_photo_json(v, cfg);
     const aec_model *m = v->model;
-    size_t json_max = cfg->max_body < AECD_MAX_JSON_BODY ? cfg->max_body : AECD_MAX_JSON_BODY;
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"name\":");
@@ -129,12 +181,7 @@ static int build_json(aecd_version *v, const aecd_config *cfg)
     } else {
         aecd_buf_puts(&b, "null");
     }
-    aecd_buf_printf(&b,
-                    ",\"limits\":{\"max_body\":%zu,\"max_json_body\":%zu,\"max_pixels\":%ld,"
-                    "\"max_memory\":%zu,\"max_batch\":%d,\"max_output_side\":%d,"
-                    "\"max_query\":%d}}\n",
-                    cfg->max_body, json_max, cfg->max_pixels, cfg->max_memory, cfg->max_batch,
-                    AECD_MAX_OUTPUT_SIDE, AECD_MAX_QUERY);
+    limits_json(&b, cfg);
     if (bad)
         aecd_logf(AECD_LOG_WARN, "model %s: metadata JSON does not parse; /v1/model shows null",
                   v->name);
@@ -156,8 +203,30 @@ static aec_status version_load(aecd_registry *r, const char *name, const char *p
     v->ino = st->st_ino;
     v->size = st->st_size;
     v->mtime = st->st_mtim;
-    aec_status s = aec_model_load(&v->model, path, err);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    aec_status s = aec_read_file(path, AECD_MAX_MODEL_FILE, &buf, &len, err);
+    if (s == AEC_ERR_LIMIT)
+        s = aec_fail(err, s, "%s: larger than 1 GiB, the limit for model files", path);
+    if (s == AEC_OK && aec_photo_is_file(buf, len)) {
+        s = aec_photo_load_memory(&v->photo, buf, len, path, err);
+        free(buf);
+        if (s == AEC_OK) {
+            v->id = v->photo->id;
+            v->id_hash = v->photo->id_hash;
+            if (build_json(v, r->cfg) != 0)
+                s = aec_fail(err, AEC_ERR_NOMEM, "%s: out of memory", path);
+        }
+        goto done;
+    }
+    if (s == AEC_OK)
+        s = aec_model_load_memory(&v->model, buf, len, path, err);
+    free(buf);
     const aec_model *m = v->model;
+    if (m) {
+        v->id = m->id;
+        v->id_hash = m->id_hash;
+    }
     if (s == AEC_OK && aec_model_output_count(m) != aec_model_input_count(m))
         s = aec_fail(err, AEC_ERR_FORMAT,
                      "%s: the model's output (%zu values) is not an image of its input shape"
@@ -175,6 +244,7 @@ static aec_status version_load(aecd_registry *r, const char *name, const char *p
         s = aecd_runner_create(&v->runner, m, r->cfg->max_batch, r->cfg->blas_threads, err);
     if (s == AEC_OK && build_json(v, r->cfg) != 0)
         s = aec_fail(err, AEC_ERR_NOMEM, "%s: out of memory", path);
+done:
     if (s != AEC_OK) {
         version_free(v);
         return s;
@@ -287,7 +357,8 @@ static void scan_file(aecd_registry *r, const char *file, aecd_reload_report *re
     if (rc == AEC_OK) {
         rep->loaded++;
         atomic_fetch_add(&r->loads_ok, 1);
-        aecd_logf(AECD_LOG_INFO, "model %s loaded: %s (%s)", name, v->model->id, path);
+        aecd_logf(AECD_LOG_INFO, "model %s loaded: %s%s (%s)", name, v->id,
+                  v->photo ? ", a photo codec" : "", path);
     } else {
         rep->failed++;
         atomic_fetch_add(&r->loads_failed, 1);

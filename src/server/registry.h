@@ -1,7 +1,10 @@
 /* registry.h - the model repository: every model file of one folder,
  * served by name, and how it is reloaded.
  *
- * A model file NAME.safetensors in the folder is the model NAME. What a
+ * A model file NAME.safetensors in the folder is the model NAME: a
+ * fixed-size autoencoder (aec-train's 48x48 models, with or without codec
+ * tables), or a photo codec for images of any size (aec.format "photo-1",
+ * aec/photo.h), told apart by the file's metadata. What a
  * request uses is a *version*: the model loaded from the file as it was at
  * one moment, with its anomaly calibration, entropy coder, batcher runner
  * and /v1/model document. A version is reference counted: a request takes
@@ -34,6 +37,7 @@
 #include "aec/codec.h"
 #include "aec/error.h"
 #include "aec/model.h"
+#include "aec/photo.h"
 
 #include "batcher.h"
 #include "config.h"
@@ -43,7 +47,11 @@
 
 typedef struct aecd_version {
     char name[AECD_MODEL_NAME_MAX];
-    aec_model *model;
+    /* Exactly one of model and photo is set. */
+    aec_model *model; /* a fixed-size autoencoder (48x48), served through the batcher */
+    aec_photo *photo; /* an any-size photo codec (aec/photo.h), run on the request's worker */
+    const char *id;   /* the model's id ("aec-" + 16 hex digits) and its hash */
+    uint64_t id_hash;
     aec_anomaly_calib calib;
     aec_codec *codec;    /* the entropy coder, or NULL when the model has no tables */
     aecd_runner *runner; /* its workspace in the batcher */

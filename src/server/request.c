@@ -119,7 +119,7 @@ static int etag_listed(const char *list, const char *tag)
 static int request_etag(aecd_request *req)
 {
     uint64_t h = aec_hash64(AEC_HASH64_INIT, AEC_VERSION, sizeof AEC_VERSION);
-    h = aec_hash64(h, &req->ver->model->id_hash, sizeof req->ver->model->id_hash);
+    h = aec_hash64(h, &req->ver->id_hash, sizeof req->ver->id_hash);
     h = aec_hash64(h, req->route->path, strlen(req->route->path) + 1);
     if (req->query)
         h = aec_hash64(h, req->query, strlen(req->query) + 1);

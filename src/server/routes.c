@@ -45,7 +45,9 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "photo_routes.h"
 #include "registry.h"
+#include "upload.h"
 #include "workers.h"
 
 #ifndef AEC_VERSION
@@ -183,11 +185,29 @@ static int cancelled(aecd_request *req)
 
 /* ---- image uploads: /encode and /anomaly ------------------------------------------ */
 
+/* The parameters of one kind of model on the other: 0, or -1 with the reply set. */
+static int check_model_kind(aecd_request *req)
+{
+    if (req->ver->photo)
+        return aecd_photo_check(req);
+    if (req->params.quality || req->params.size) {
+        aecd_reply_error(req, 422, "invalid_parameter",
+                         "quality and size apply to photo codecs; model %s (%s) is a 48x48"
+                         " autoencoder (GET /v1/models lists the models and their kinds)",
+                         req->ver->name, req->ver->id);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_image(aecd_request *req)
 {
     req->body_limit = req->srv->cfg->max_body;
-    req->job.pass =
-        req->route->endpoint == AECD_EP_ENCODE ? encode_pass(req->ver) : reconstruct_pass(req->ver);
+    if (check_model_kind(req) != 0)
+        return -1;
+    if (req->ver->model)
+        req->job.pass = req->route->endpoint == AECD_EP_ENCODE ? encode_pass(req->ver)
+                                                               : reconstruct_pass(req->ver);
     if (!req->has_media)
         return 0; /* raw bytes; the decoder recognizes the format */
     const char *t = req->media.type;
@@ -208,54 +228,18 @@ static int check_image(aecd_request *req)
     return -1;
 }
 
-static void reply_image_error(aecd_request *req, aec_status st, const aec_error *err)
-{
-    switch (st) {
-    case AEC_ERR_LIMIT: aecd_reply_error(req, 413, "image_too_large", "%s", err->msg); return;
-    case AEC_ERR_NOMEM: reply_oom(req, "the image"); return;
-    case AEC_ERR_FORMAT:
-    case AEC_ERR_UNSUPPORTED: aecd_reply_error(req, 415, "invalid_image", "%s", err->msg); return;
-    default:
-        aecd_reply_error(req, 500, "internal_error", "image decoding failed: %s", err->msg);
-        return;
-    }
-}
-
-/* The image bytes: the body, or its "image" part. 0, or -1 with the reply set. */
-static int image_bytes(aecd_request *req, const uint8_t **data, size_t *len)
-{
-    *data = req->body;
-    *len = req->body_len;
-    if (!media_is(req, "multipart/form-data"))
-        return 0;
-    char msg[256];
-    switch (aecd_multipart_find(req->body, req->body_len, req->media.boundary, "image", data, len,
-                                msg, sizeof msg)) {
-    case AECD_MULTIPART_FOUND:
-        if (*len > 0)
-            return 0;
-        aecd_reply_error(req, 400, "empty_body", "the 'image' part is empty");
-        return -1;
-    case AECD_MULTIPART_ABSENT:
-        aecd_reply_error(req, 400, "bad_request",
-                         "the multipart body has no part named 'image' (send -F image=@FILE)");
-        return -1;
-    case AECD_MULTIPART_MALFORMED: break;
-    }
-    aecd_reply_error(req, 400, "bad_request", "malformed multipart body: %s", msg);
-    return -1;
-}
-
 /* /encode and /anomaly (the pass: encode or reconstruct). */
 static aecd_stage image_prepare(aecd_request *req)
 {
+    if (req->ver->photo)
+        return aecd_photo_encode(req);
     const aec_model *m = req->ver->model;
     int encode = req->route->endpoint == AECD_EP_ENCODE;
     size_t out_count = encode ? aec_model_latent_count(m) : aec_model_output_count(m);
     size_t in_count = aec_model_input_count(m);
     const uint8_t *data;
     size_t len;
-    if (image_bytes(req, &data, &len) != 0)
+    if (aecd_upload_image(req, &data, &len) != 0)
         return AECD_STAGE_DONE;
     /* the header first: reserve what decoding will take before it starts */
     aec_error err = {{0}};
@@ -264,7 +248,7 @@ static aecd_stage image_prepare(aecd_request *req)
     aec_status st = aec_image_probe(data, len, max_pixels, (size_t)m->input.h * (size_t)m->input.w,
                                     &w, &h, &peak, &err);
     if (st != AEC_OK) {
-        reply_image_error(req, st, &err);
+        aecd_reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
     }
     char what[64];
@@ -277,7 +261,7 @@ static aecd_stage image_prepare(aecd_request *req)
                                    m->input.h, m->input.w, req->tensor_in, &err);
     aecd_request_unreserve(req, peak); /* decoded: only the tensors stay */
     if (st != AEC_OK) {
-        reply_image_error(req, st, &err);
+        aecd_reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
     }
     aecd_request_free_body(req); /* not needed any more: do not hold it while queued */
@@ -388,9 +372,13 @@ static void encode_finish(aecd_request *req)
 
 static int check_latent(aecd_request *req)
 {
-    req->job.pass = decode_pass(req->ver);
+    if (req->ver->model)
+        req->job.pass = decode_pass(req->ver);
+    /* JSON is parsed whole (about 8 bytes per byte of text): bounded
+     * tighter; a binary latent or stream may take up to --max-body */
     size_t max = req->srv->cfg->max_body;
-    req->body_limit = max < AECD_MAX_JSON_BODY ? max : AECD_MAX_JSON_BODY;
+    int binary = media_is(req, k_latent_type) || media_is(req, "application/octet-stream");
+    req->body_limit = binary || max < AECD_MAX_JSON_BODY ? max : AECD_MAX_JSON_BODY;
     if (!req->has_media || media_is(req, k_json) || media_is(req, k_latent_type) ||
         media_is(req, "application/octet-stream"))
         return 0;
@@ -429,6 +417,8 @@ typedef struct {
 static int owns(const aecd_version *v, void *ctx)
 {
     const latent_owner *o = ctx;
+    if (!v->model)
+        return 0; /* a photo codec: its streams are version 3 (photo_routes.c) */
     switch (o->kind) {
     case 1: return v->model->id_hash == o->hash;
     case 2: return v->codec && aec_codec_tag(v->codec) == o->tag;
@@ -620,6 +610,8 @@ static void output_size(const aecd_request *req, int *ow, int *oh)
 
 static aecd_stage decode_prepare(aecd_request *req)
 {
+    if (aec_photo_is_stream(req->body, req->body_len))
+        return aecd_photo_decode(req);
     int binary = is_binary_latent(req);
     size_t parse = binary ? 0 : req->body_len * JSON_PARSE_FACTOR;
     char what[64];
@@ -629,6 +621,16 @@ static aecd_stage decode_prepare(aecd_request *req)
     cJSON *root = NULL;
     if (latent_model(req, binary, &root) != 0)
         return AECD_STAGE_DONE;
+    if (req->ver->photo) {
+        aecd_reply_error(req, 422, "model_mismatch",
+                         "model %s (%s) is a photo codec: it decodes the version-3 streams its"
+                         " /encode makes, and this is %s",
+                         req->ver->name, req->ver->id,
+                         binary ? "a binary latent of a 48x48 model that is not served"
+                                : "a JSON latent");
+        cJSON_Delete(root);
+        return AECD_STAGE_DONE;
+    }
     const aec_model *m = req->ver->model;
     int ow, oh;
     output_size(req, &ow, &oh);
@@ -827,7 +829,7 @@ static void readyz(aecd_request *req)
     aecd_buf b;
     aecd_buf_init(&b);
     aecd_buf_puts(&b, "{\"status\":\"ready\",\"model\":");
-    aecd_buf_json_str(&b, v->model->id);
+    aecd_buf_json_str(&b, v->id);
     aecd_buf_puts(&b, ",\"model_name\":");
     aecd_buf_json_str(&b, v->name);
     aecd_buf_puts(&b, "}\n");
@@ -900,7 +902,7 @@ static void metrics(aecd_request *req)
     aecd_registry_stats rs;
     aecd_registry_stats_get(srv->registry, &rs);
     aecd_metrics_info info = {
-        .model_id = v ? v->model->id : "",
+        .model_id = v ? v->id : "",
         .version = AEC_VERSION,
         .queue_depth = aecd_batcher_depth(srv->batcher),
         .pipeline_requests = aecd_batcher_upstream(srv->batcher),
@@ -930,8 +932,8 @@ static void metrics(aecd_request *req)
 /* path, endpoint, is_post, is_public, uses_model, params, check, respond, prepare, finish */
 static const aecd_route k_routes[] = {
     {"/", AECD_EP_PAGE, 0, 1, 0, "", NULL, page, NULL, NULL},
-    {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype fit model timeout_ms", check_image, NULL,
-     image_prepare, encode_finish},
+    {"/encode", AECD_EP_ENCODE, 1, 0, 1, "format dtype fit quality size model timeout_ms",
+     check_image, NULL, image_prepare, encode_finish},
     {"/decode", AECD_EP_DECODE, 1, 0, 1, "width height model timeout_ms", check_latent, NULL,
      decode_prepare, decode_finish},
     {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap fit model timeout_ms", check_image,

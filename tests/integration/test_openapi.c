@@ -293,6 +293,39 @@ static void capture_codec(manifest *m)
     free(png);
 }
 
+/* A photo codec (tests/golden/photo-tiny.safetensors) as the default model:
+ * its /v1/model, /encode (binary and JSON) of a photo that is not square,
+ * /decode of the stream, and what it refuses. */
+static void capture_photo(manifest *m)
+{
+    const char *src = getenv("AEC_SOURCE_DIR");
+    if (!src)
+        return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/tests/golden/photo-tiny.safetensors", src);
+    aecd_proc p;
+    harness_start(&p, path, NULL, NULL);
+    size_t n;
+    uint8_t *png = harness_png(77, 45, 5, &n);
+    http_opts img = {.content_type = "image/png", .body = png, .len = n};
+    capture(m, &p, "GET", "/v1/model", NULL, 200);
+    capture(m, &p, "GET", "/v1/models", NULL, 200);
+    capture(m, &p, "POST", "/encode?format=json&quality=30", &img, 200);
+    capture(m, &p, "POST", "/encode?dtype=u8", &img, 422);
+    capture(m, &p, "POST", "/anomaly", &img, 422);
+    http_resp r;
+    http_post(&p, "/encode?size=400", "image/png", png, n, &r);
+    record(m, "POST", "/encode", &r);
+    CHECK(r.status == 200 && r.len > 29, "photo binary encode");
+    http_opts stream = {.content_type = "application/x-aec-latent", .body = r.body, .len = r.len};
+    capture(m, &p, "POST", "/decode", &stream, 200);
+    r.body[r.len - 1] ^= 0x5a;
+    capture(m, &p, "POST", "/decode", &stream, 422);
+    http_resp_free(&r);
+    CHECK(harness_stop(&p) == 0, "exit 0");
+    free(png);
+}
+
 /* ---- the checker must catch drift ----------------------------------------------------------- */
 
 static void expect_drift_caught(const char *name, const char *method, const char *path, long status,
@@ -344,6 +377,7 @@ int main(void)
     capture_auth_and_overload(&m, model);
     capture_uncalibrated(&m);
     capture_codec(&m);
+    capture_photo(&m);
     fprintf(stderr, "test_openapi: %d responses captured\n", m.n);
     CHECK(run_checker(&m, 1) == 0, "every captured response matches openapi.yaml");
     cJSON_Delete(m.entries);
