@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--images", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "kodak"))
     ap.add_argument("--aec", default=os.path.join(ROOT, "build", "aec"))
-    ap.add_argument("--model", default=os.path.join(ROOT, "models", "photo", "photo.safetensors"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "photo.safetensors"))
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--only", default="")
     args = ap.parse_args()

@@ -20,7 +20,7 @@
 #include "aec/safetensors.h"
 
 #ifndef AEC_DEFAULT_PHOTO_MODEL
-#define AEC_DEFAULT_PHOTO_MODEL "models/photo/photo.safetensors"
+#define AEC_DEFAULT_PHOTO_MODEL "models/photo.safetensors"
 #endif
 #define INPUT_MAX_BYTES ((size_t)256 << 20)
 #define DEFAULT_MAX_PIXELS 40000000L

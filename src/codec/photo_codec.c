@@ -21,9 +21,9 @@
 #include "aec/hash.h"
 #include "aec/layers.h"
 
-#define ANALYSIS_TILE 512 /* pixels, a multiple of 64 */
+#define ANALYSIS_TILE 768 /* pixels, a multiple of 64 */
 #define ANALYSIS_HALO 64  /* pixels, a multiple of 16, >= g_a's receptive radius (30) */
-#define SYNTHESIS_TILE 32 /* latent pixels */
+#define SYNTHESIS_TILE 48 /* latent pixels */
 #define SYNTHESIS_HALO 4  /* latent pixels, >= g_s's receptive radius (3) */
 #define LRELU_SLOPE 0.01f
 

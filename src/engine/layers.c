@@ -1151,11 +1151,14 @@ static void deconv_infer_range(void *ctx, int t, long begin, long end)
                             memset(dst, 0, sizeof(float) * (size_t)w);
                             continue;
                         }
+                        /* dst[j] = src[j + dx] where 0 <= j + dx < w, else 0 */
                         const float *src = q->inp + ((size_t)ci * h + iy) * w;
-                        for (int j = 0; j < w; j++) {
-                            int ix = j + dx;
-                            dst[j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
-                        }
+                        int j0 = dx < 0 ? (-dx < w ? -dx : w) : 0, j1 = dx > 0 ? w - dx : w;
+                        if (j1 < j0)
+                            j1 = j0;
+                        memset(dst, 0, sizeof(float) * (size_t)j0);
+                        memcpy(dst + j0, src + j0 + dx, sizeof(float) * (size_t)(j1 - j0));
+                        memset(dst + j1, 0, sizeof(float) * (size_t)(w - j1));
                     }
                 }
         const float *pw = q->phase_w;

@@ -7,9 +7,11 @@ driven through chromedriver's WebDriver HTTP API; Python standard library only).
 Starts aecd on the shipped models (loopback, a free port) and chromedriver,
 loads http://127.0.0.1:PORT/, uploads a test photo through the page's file
 input, and waits for the page to finish. Fails if the page shows an error,
-no decoded image, or any of its numbers is missing; then asks for the
-latent as `coded` from the default (non-codec) model and checks that the
-page shows the API's own error message. Saves OUT_DIR/page-screenshot.png.
+no decoded image, or any of its numbers is missing; then runs a codec model
+and the photo codec (the photo must come back at its own size, with the
+quality asked for), and asks for the latent as `coded` from the default
+(non-codec) model and checks that the page shows the API's own error
+message. Saves OUT_DIR/page-screenshot.png and page-photo-screenshot.png.
 Exit 0 passed, 1 failed, 77 skipped (no chromium or chromedriver).
 """
 import base64
@@ -198,8 +200,44 @@ def main(argv):
                 f.write(base64.b64decode(shot))
             print(f"     screenshot: {path}", file=sys.stderr)
 
+        # the photo codec: the photo comes back at its own size, with a quality
+        photo_codec = wd.js("""for (const o of document.querySelectorAll('#model option'))
+                if (o.textContent.includes('(photo codec')) return o.value;
+            return null;""")
+        if check(photo_codec is not None, f"a photo codec is listed ({photo_codec})"):
+            wd.js("const s = document.getElementById('model'); s.value = arguments[0];"
+                  "s.dispatchEvent(new Event('change'));"
+                  "document.getElementById('quality').value = '40';"
+                  "document.body.dataset.state = '';", photo_codec)
+            check(wd.js("return document.getElementById('dtype').disabled") and
+                  not wd.js("return document.getElementById('quality').disabled"),
+                  "for a photo codec the page offers a quality, not a dtype")
+            wd.s("POST", f"/element/{wd.element('#go')}/click", {})
+            state = wd.wait("return document.body.dataset.state")
+            shown = wd.js("return document.getElementById('error').textContent")
+            sizes = wd.js("""const o = document.getElementById('original'),
+                    d = document.getElementById('decoded');
+                return [o.naturalWidth, o.naturalHeight, d.naturalWidth, d.naturalHeight];""")
+            nums = wd.js("""const r = {};
+                for (const id of ['s-latent','s-bytes','s-bpp','s-psnr','s-score'])
+                    r[id] = document.getElementById(id).textContent;
+                return r;""")
+            print(f"     photo codec: {sizes} {nums}", file=sys.stderr)
+            check(state == "done", f"the photo codec run finished (state {state}; {shown!r})")
+            check(sizes and sizes[0] == sizes[2] and sizes[1] == sizes[3],
+                  f"the decoded photo has the photo's own size: {sizes}")
+            check("quality 40" in nums["s-latent"] and nums["s-psnr"].endswith(" dB"),
+                  f"the stream's quality and the PSNR are shown: {nums}")
+            shot = wd.s("GET", "/screenshot")
+            os.makedirs(out_dir, exist_ok=True)
+            path = os.path.join(out_dir, "page-photo-screenshot.png")
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(shot))
+            print(f"     screenshot: {path}", file=sys.stderr)
+
         # an API error is shown as the API words it
-        wd.js("document.getElementById('model').value = 'default';"
+        wd.js("const s = document.getElementById('model'); s.value = 'default';"
+              "s.dispatchEvent(new Event('change'));"
               "document.getElementById('dtype').value = 'coded';")
         wd.js("document.body.dataset.state = '';")
         wd.s("POST", f"/element/{wd.element('#go')}/click", {})
