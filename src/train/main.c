@@ -67,6 +67,9 @@ static void usage(FILE *f)
                "  --lambdas L,...   one quality level per rate-distortion weight, increasing\n"
                "                    (loss = L * 255^2 * MSE + bits per pixel); default\n"
                "                    0.0018,0.0035,0.0067,0.013,0.025,0.0483\n"
+               "  --gain-lr X       the gain vectors learn at X times --lr (default 30: a\n"
+               "                    gain must travel from 1 to its level's scale, and Adam\n"
+               "                    moves a parameter by about lr per step)\n"
                "  --init MODEL      continue training this photo codec\n"
                "  --max-steps N     stop after N steps\n"
                "  --log-every N     steps per progress line and --history record (default 20)\n"
@@ -226,6 +229,8 @@ static int parse_args(int argc, char **argv, train_options *o)
             bad = parse_float(a, val, 1e-9, 10, &o->lr);
         else if (!strcmp(a, "--val"))
             bad = parse_float(a, val, 0, 0.9, &o->val);
+        else if (!strcmp(a, "--gain-lr"))
+            bad = parse_float(a, val, 0.01, 1000, &o->gain_lr);
         else if (!strcmp(a, "--crop"))
             bad = parse_long(a, val, 64, 512, &v) || ((o->crop = (int)v), 0);
         else if (!strcmp(a, "--channels"))
@@ -286,6 +291,7 @@ int main(int argc, char **argv)
         .photo_m = 128,
         .nlambdas = 6,
         .lambdas = {0.0018f, 0.0035f, 0.0067f, 0.013f, 0.025f, 0.0483f},
+        .gain_lr = 30,
         .log_every = 20,
         .save_every = 600,
     };

@@ -158,7 +158,7 @@ aec_status photo_trainer_init(photo_trainer *t, aec_photo *p, int n, int crop, u
                               aec_error *err)
 {
     memset(t, 0, sizeof *t);
-    t->p = p, t->n = n, t->crop = crop, t->rng = seed;
+    t->p = p, t->n = n, t->crop = crop, t->rng = seed, t->gain_lr_scale = 1;
     int m = p->cfg.m, nz = p->cfg.n, h16 = crop / 16, h64 = crop / 64;
     t->x_count = (size_t)3 * n * crop * crop;
     t->y_count = (size_t)m * n * h16 * h16;
@@ -340,7 +340,20 @@ void photo_trainer_update(photo_trainer *t, const aec_adam *opt, long step)
         for (size_t i = 0; i < t->p->nparams; i++)
             t->grad[i] *= s;
     }
-    aec_adam_update(t->p->params, t->grad, t->adam_m, t->adam_v, t->p->nparams, opt, step);
+    /* the gains (and inverse gains), at their own rate; the rest at opt's */
+    const aec_photo *p = t->p;
+    size_t ng = (size_t)p->cfg.levels * p->cfg.m;
+    size_t lo = p->gain < p->inv_gain ? p->gain : p->inv_gain;
+    size_t hi = p->gain < p->inv_gain ? p->inv_gain : p->gain;
+    aec_adam fast = *opt;
+    fast.lr = opt->lr * t->gain_lr_scale;
+    size_t seg[5][2] = {
+        {0, lo}, {lo, lo + ng}, {lo + ng, hi}, {hi, hi + ng}, {hi + ng, p->nparams}};
+    for (int i = 0; i < 5; i++)
+        if (seg[i][1] > seg[i][0])
+            aec_adam_update(p->params + seg[i][0], t->grad + seg[i][0], t->adam_m + seg[i][0],
+                            t->adam_v + seg[i][0], seg[i][1] - seg[i][0], i % 2 ? &fast : opt,
+                            step);
     aec_photo_update_eff(t->p);
 }
 
@@ -378,6 +391,7 @@ static aec_status save_model(aec_photo *p, const train_options *o, long steps, d
     cJSON_AddNumberToObject(j, "crop", o->crop);
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "gain_lr", o->gain_lr);
     free(p->train_json);
     p->train_json = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -414,6 +428,7 @@ aec_status train_photo_run(const train_options *o, aec_error *err)
         goto done;
     if ((st = photo_trainer_init(&t, p, o->batch, o->crop, o->seed ^ 0x9E3779B97F4A7C15ull, err)))
         goto done;
+    t.gain_lr_scale = o->gain_lr;
     if (o->history && !(hist = fopen(o->history, "a"))) {
         st = aec_fail(err, AEC_ERR_IO, "%s: cannot open for appending", o->history);
         goto done;

@@ -58,6 +58,7 @@ typedef struct {
     int photo_n, photo_m; /* channels */
     int nlambdas;
     float lambdas[8];  /* one quality level each */
+    float gain_lr;     /* the gain vectors' learning rate, as a multiple of lr */
     long max_steps;    /* stop after this many steps (0 = no limit) */
     int log_every;     /* steps per progress line */
     double save_every; /* seconds between checkpoints (0 = only at the end) */
@@ -154,7 +155,8 @@ typedef struct {
     float *pool;                   /* every buffer above and the activations */
     float *grad, *adam_m, *adam_v; /* one allocation each, params' layout */
     uint64_t rng;
-    int exact_grad; /* decoder sees y + noise instead of the rounded y (gradient checks) */
+    int exact_grad;      /* decoder sees y + noise instead of the rounded y (gradient checks) */
+    float gain_lr_scale; /* the gains' learning rate over the rest's (1 after init) */
 } photo_trainer;
 
 typedef struct {
@@ -168,7 +170,8 @@ void photo_trainer_free(photo_trainer *t);
 void photo_trainer_crop(photo_trainer *t, const aec_rgb_image *img, int i);
 /* Forward and backward of t->x at quality level `level`: d loss / d params in t->grad. */
 photo_step photo_trainer_step(photo_trainer *t, int level);
-/* Gradient clipping and one Adam step (consumes t->grad). */
+/* Gradient clipping and one Adam step (consumes t->grad); the gain vectors
+ * step with opt->lr * t->gain_lr_scale. */
 void photo_trainer_update(photo_trainer *t, const aec_adam *opt, long step);
 aec_status train_photo_run(const train_options *o, aec_error *err);
 aec_status train_run(const train_options *o, aec_error *err);

@@ -124,9 +124,52 @@ static void test_adam_lowers_loss(void)
     aec_photo_free(p);
 }
 
+/* Adam's first step moves every parameter with a gradient by about its
+ * learning rate: the gains (and inverse gains) by lr * gain_lr_scale, the
+ * rest by lr. */
+static void test_gain_learning_rate(void)
+{
+    aec_error err = {{0}};
+    aec_photo_config cfg = {.n = 8, .m = 8, .levels = 2, .lambda = {0.01f, 0.05f}};
+    aec_photo *p = NULL;
+    REQUIRE(aec_photo_create(&p, &cfg, 4, &err) == AEC_OK, "create: %s", err.msg);
+    photo_trainer t;
+    REQUIRE(photo_trainer_init(&t, p, 2, 64, 1, &err) == AEC_OK, "trainer: %s", err.msg);
+    CHECK(t.gain_lr_scale == 1.0f, "the scale is 1 after init");
+    t.gain_lr_scale = 10;
+    fill_image(&t, 11);
+    float *before = malloc(sizeof(float) * p->nparams);
+    REQUIRE(before, "oom");
+    memcpy(before, p->params, sizeof(float) * p->nparams);
+    loss_at(&t, 5, 1); /* level 1: its gains get a gradient, level 0's do not */
+    aec_adam opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    photo_trainer_update(&t, &opt, 1);
+    size_t m = (size_t)cfg.m;
+    double gain_max = 0, other_max = 0, level0_max = 0;
+    for (size_t i = 0; i < p->nparams; i++) {
+        double d = fabs((double)p->params[i] - before[i]);
+        int in_gain = (i >= p->gain && i < p->gain + 2 * m) ||
+                      (i >= p->inv_gain && i < p->inv_gain + 2 * m);
+        int level0 = (i >= p->gain && i < p->gain + m) || (i >= p->inv_gain && i < p->inv_gain + m);
+        if (level0)
+            level0_max = fmax(level0_max, d);
+        else if (in_gain)
+            gain_max = fmax(gain_max, d);
+        else
+            other_max = fmax(other_max, d);
+    }
+    CHECK(gain_max > 9e-3 && gain_max < 1.1e-2, "level 1's gains moved by 10 lr: %g", gain_max);
+    CHECK(other_max > 9e-4 && other_max < 1.1e-3, "the rest by lr: %g", other_max);
+    CHECK(level0_max == 0, "level 0's gains (no gradient) did not move: %g", level0_max);
+    free(before);
+    photo_trainer_free(&t);
+    aec_photo_free(p);
+}
+
 int main(void)
 {
     test_gradients();
     test_adam_lowers_loss();
+    test_gain_learning_rate();
     return TEST_SUMMARY();
 }
