@@ -73,7 +73,9 @@ static void usage(FILE *f)
                "  --init MODEL      continue training this photo codec\n"
                "  --max-steps N     stop after N steps\n"
                "  --log-every N     steps per progress line and --history record (default 20)\n"
-               "  --save-every S    write --out every S seconds too (default 600)\n"
+               "  --save-every S    write --out every S seconds too (default 600), each time\n"
+               "                    with an RD preview (qualities 1..100 on 4 training\n"
+               "                    photos) on stderr and in --history\n"
                "  --help, --version\n");
 }
 

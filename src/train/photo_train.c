@@ -401,6 +401,74 @@ static aec_status save_model(aec_photo *p, const train_options *o, long steps, d
     return st;
 }
 
+/* The RD preview: the finalized codec (the stream a user would get) on the
+ * centre 256-px crops of the first PREVIEW_PHOTOS training photos, at a few
+ * qualities: bits per pixel and PSNR of the whole set, printed and written
+ * to the history as {"step":S,"rd":[[quality,bpp,psnr],...]}. These photos
+ * are training photos: the preview shows the curve moving, not a result
+ * (bench/kodak_rd.py measures). */
+#define PREVIEW_PHOTOS 4
+#define PREVIEW_SIDE 256
+
+static aec_status rd_preview(const aec_photo *p, const train_photos *ph, int threads, FILE *hist,
+                             int quiet, long step, aec_error *err)
+{
+    static const int qualities[] = {1, 25, 50, 75, 100};
+    enum { NQ = sizeof qualities / sizeof qualities[0] };
+    double bits[NQ] = {0}, se[NQ] = {0};
+    size_t pixels = 0;
+    uint8_t *crop = malloc((size_t)3 * PREVIEW_SIDE * PREVIEW_SIDE), *out = NULL, *back = NULL;
+    aec_status st = crop ? AEC_OK : aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !st && i < ph->count && i < PREVIEW_PHOTOS; i++) {
+        const aec_rgb_image *im = &ph->img[i];
+        int w = im->width < PREVIEW_SIDE ? im->width : PREVIEW_SIDE;
+        int h = im->height < PREVIEW_SIDE ? im->height : PREVIEW_SIDE;
+        int x0 = (im->width - w) / 2, y0 = (im->height - h) / 2;
+        for (int y = 0; y < h; y++)
+            memcpy(crop + (size_t)y * w * 3, im->rgb + ((size_t)(y0 + y) * im->width + x0) * 3,
+                   (size_t)w * 3);
+        pixels += (size_t)w * h;
+        for (int q = 0; !st && q < NQ; q++) {
+            size_t len = 0;
+            int bw = 0, bh = 0;
+            st = aec_photo_compress(p, crop, w, h, qualities[q], threads, &out, &len, err);
+            if (!st)
+                st =
+                    aec_photo_decompress(p, out, len, (size_t)w * h, threads, &back, &bw, &bh, err);
+            for (size_t k = 0; !st && k < (size_t)w * h * 3; k++) {
+                double d = (double)crop[k] - back[k];
+                se[q] += d * d;
+            }
+            bits[q] += 8.0 * (double)len;
+            free(out), free(back);
+            out = back = NULL;
+        }
+    }
+    free(crop);
+    if (st || pixels == 0)
+        return st;
+    if (!quiet)
+        fprintf(stderr, "\nRD preview (%zu training photos, centre %d px):",
+                ph->count < PREVIEW_PHOTOS ? ph->count : (size_t)PREVIEW_PHOTOS, PREVIEW_SIDE);
+    if (hist)
+        fprintf(hist, "{\"step\":%ld,\"rd\":[", step);
+    for (int q = 0; q < NQ; q++) {
+        double bpp = bits[q] / (double)pixels;
+        double psnr = 10.0 * log10(255.0 * 255.0 / (se[q] / (3.0 * (double)pixels) + 1e-12));
+        if (!quiet)
+            fprintf(stderr, "  q%d %.3f bpp %.2f dB", qualities[q], bpp, psnr);
+        if (hist)
+            fprintf(hist, "%s[%d,%.5f,%.3f]", q ? "," : "", qualities[q], bpp, psnr);
+    }
+    if (!quiet)
+        fprintf(stderr, "\n");
+    if (hist) {
+        fprintf(hist, "]}\n");
+        fflush(hist);
+    }
+    return AEC_OK;
+}
+
 aec_status train_photo_run(const train_options *o, aec_error *err)
 {
     train_photos ph = {0};
@@ -478,7 +546,8 @@ aec_status train_photo_run(const train_options *o, aec_error *err)
         }
         /* a checkpoint every --save-every seconds: a cut session loses little */
         if (o->save_every > 0 && (double)(aec_now_ns() - last_save) / 1e9 >= o->save_every) {
-            if ((st = save_model(p, o, steps0 + step, cpu0 + cpu_seconds() - cpu_start, err)))
+            if ((st = save_model(p, o, steps0 + step, cpu0 + cpu_seconds() - cpu_start, err)) ||
+                (st = rd_preview(p, &ph, o->threads, hist, o->quiet, steps0 + step, err)))
                 goto done;
             last_save = aec_now_ns();
         }
@@ -486,6 +555,8 @@ aec_status train_photo_run(const train_options *o, aec_error *err)
     if (!o->quiet)
         fprintf(stderr, "\n");
     st = save_model(p, o, steps0 + step, cpu0 + cpu_seconds() - cpu_start, err);
+    if (st == AEC_OK)
+        st = rd_preview(p, &ph, o->threads, hist, o->quiet, steps0 + step, err);
     if (st == AEC_OK && !o->quiet)
         fprintf(stderr, "wrote %s (%s): %ld steps in all, %.0f CPU seconds in all\n", o->out, p->id,
                 steps0 + step, cpu0 + cpu_seconds() - cpu_start);

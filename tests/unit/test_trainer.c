@@ -19,6 +19,7 @@
 
 #include "aec/codec.h"
 #include "aec/model.h"
+#include "aec/photo.h"
 #include "testutil.h"
 
 static const char *train_bin(void)
@@ -290,6 +291,58 @@ static void bad_inputs(const char *data, const char *tmp)
     CHECK(run(cmd) == 1, "unwritable output -> exit 1");
 }
 
+/* --arch photo as a user runs it: a few steps on photos of their own size,
+ * a model file the codec loads with its steps recorded, the RD preview in
+ * the history, and --init continuing the count. */
+static void trains_photo(const char *tmp)
+{
+    char dir[1024], out[1024], hist[1024], cmd[8192];
+    snprintf(dir, sizeof dir, "%s/photos-big", tmp);
+    snprintf(out, sizeof out, "%s/photo.safetensors", tmp);
+    snprintf(hist, sizeof hist, "%s/photo.jsonl", tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    REQUIRE(run(cmd) == 0, "mkdir");
+    REQUIRE(test_write_synthetic_pngs(dir, 6, 96, 128, 5) == 0, "synthetic photos");
+    const char *common = "--arch photo --crop 64 --batch 2 --channels 8,8 --lambdas 0.01,0.05 "
+                         "--log-every 5 --threads 1 --quiet";
+    snprintf(cmd, sizeof cmd, "%s --data %s %s --max-steps 10 --out %s --history %s", train_bin(),
+             dir, common, out, hist);
+    CHECK(run(cmd) == 0, "photo training run failed");
+    aec_error err = {{0}};
+    aec_photo *p = NULL;
+    CHECK(aec_photo_load(&p, out, &err) == AEC_OK, "the photo codec loads: %s", err.msg);
+    CHECK(p && p->train_json && strstr(p->train_json, "\"steps\":10,"), "10 steps recorded: %s",
+          p && p->train_json ? p->train_json : "(none)");
+    aec_photo_free(p);
+    size_t len;
+    char *text = (char *)test_read_file(hist, &len);
+    REQUIRE(text, "no history");
+    text = realloc(text, len + 1);
+    REQUIRE(text, "oom");
+    text[len] = 0;
+    const char *rd = strstr(text, "{\"step\":10,\"rd\":[[1,");
+    double b1 = -1, b100 = -1, p1 = 0;
+    if (rd)
+        sscanf(rd, "{\"step\":10,\"rd\":[[1,%lf,%lf]", &b1, &p1);
+    const char *last = rd ? strstr(rd, "[100,") : NULL;
+    if (last)
+        sscanf(last, "[100,%lf", &b100);
+    CHECK(rd && b1 > 0 && p1 > 5 && b100 >= b1,
+          "the history has the RD preview, bytes growing with quality (q1 %g bpp, q100 %g)", b1,
+          b100);
+    CHECK(strstr(text, "{\"step\":5,\"seconds\":"), "and the progress records");
+    free(text);
+
+    snprintf(cmd, sizeof cmd, "%s --data %s %s --max-steps 5 --init %s --out %s", train_bin(), dir,
+             common, out, out);
+    CHECK(run(cmd) == 0, "photo --init run failed");
+    p = NULL;
+    CHECK(aec_photo_load(&p, out, &err) == AEC_OK && p->train_json &&
+              strstr(p->train_json, "\"steps\":15,"),
+          "--init continues the step count: %s", p && p->train_json ? p->train_json : err.msg);
+    aec_photo_free(p);
+}
+
 int main(void)
 {
     const char *tmp = test_tmpdir();
@@ -304,5 +357,6 @@ int main(void)
     trains_augmented(data, tmp);
     interrupted_run_keeps_last_epoch(data, tmp);
     bad_inputs(data, tmp);
+    trains_photo(tmp);
     return TEST_SUMMARY();
 }
