@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     double enc_sum = 0, dec_sum = 0, pixels = 0;
     printf("model load %.3f s; %d photos, quality %d, %d threads, best of %d\n", load_s, n, quality,
            threads, repeat);
-    printf("photo\tpixels\tbytes\tencode_s\tdecode_s\n");
+    printf("photo\tpixels\tbytes\tencode_s\tdecode_s\tmemory_bound_mib\n");
     for (int i = 0; i < n && !rc; i++) {
         double best_e = 1e30, best_d = 1e30;
         size_t bytes = 0;
@@ -89,8 +89,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "aec-photo-speed: %s: %s\n", names[i], err.msg);
             break;
         }
-        printf("%s\t%d\t%zu\t%.4f\t%.4f\n", names[i], img[i].width * img[i].height, bytes, best_e,
-               best_d);
+        printf("%s\t%d\t%zu\t%.4f\t%.4f\t%.1f\n", names[i], img[i].width * img[i].height, bytes,
+               best_e, best_d,
+               aec_photo_memory_bound(p, img[i].width, img[i].height, threads) / 1048576.0);
         enc_sum += best_e, dec_sum += best_d;
         pixels += (double)img[i].width * img[i].height;
     }

@@ -18,7 +18,12 @@ scratch model folder and runs one of:
 
     bench/repo_bench.py reload [--reloads 100] [--connections 16]
     bench/repo_bench.py storm [--seconds 60] [--connections 64] [--large 4]
-                              [--max-memory 1G] [--max-buffered 256M]
+                              [--max-memory 1G] [--max-buffered 256M] [--photo]
+
+  With --photo the 12 MP uploads go to the photo codec (models/photo.safetensors,
+  /encode?model=photo&quality=50): compressed at their own size, in tiles, each
+  reserving aec_photo_memory_bound from --max-memory, instead of being resized
+  to 48x48.
 
 Exit 1 when a bar fails (reload: any failed or mixed reply, a corrupt file
 not reported; storm: any 5xx, /healthz p99 >= 50 ms, peak RSS above
@@ -153,6 +158,8 @@ def parse_size(s):
 
 async def bench_storm(args, folder):
     shutil.copy(os.path.join(ROOT, "models", "default.safetensors"), folder)
+    if args.photo:
+        shutil.copy(os.path.join(ROOT, "models", "photo.safetensors"), folder)
     proc, port = start_aecd(folder, ["--max-memory", args.max_memory,
                                      "--max-buffered", args.max_buffered])
     small = http("POST", "/encode", "image/png", synthetic_png(48, 48, 3))
@@ -160,7 +167,8 @@ async def bench_storm(args, folder):
     large_img = big_png(4000, 3000)
     print(f"storm: 12 MP PNG of {len(large_img) / 1e6:.1f} MB made in {time.time() - t:.1f} s",
           file=sys.stderr)
-    large = http("POST", "/encode", "image/png", large_img)
+    large = http("POST", "/encode?model=photo&quality=50" if args.photo else "/encode",
+                 "image/png", large_img)
     status = {}
     health = []
     end = time.time() + args.seconds
@@ -198,7 +206,7 @@ async def bench_storm(args, folder):
     mm, mb = parse_size(args.max_memory), parse_size(args.max_buffered)
     five = sum(n for (k, st), n in status.items() if st is None or st >= 500)
     print(f"storm: {args.seconds} s, {args.connections} connections ({args.large} sending"
-          f" 12 MP): " + ", ".join(f"{k} {st}: {n}" for (k, st), n in sorted(
+          f" 12 MP{' to the photo codec' if args.photo else ''}): " + ", ".join(f"{k} {st}: {n}" for (k, st), n in sorted(
               status.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))))
     print(f"storm: /healthz {len(health)} probes: p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms,"
           f" max {health[-1] * 1000:.1f} ms")
@@ -219,6 +227,8 @@ def main():
     ap.add_argument("--large", type=int, default=4)
     ap.add_argument("--max-memory", default="1G")
     ap.add_argument("--max-buffered", default="256M")
+    ap.add_argument("--photo", action="store_true",
+                    help="storm: the 12 MP uploads go to the photo codec")
     args = ap.parse_args()
     if args.connections is None:
         args.connections = 16 if args.what == "reload" else 64
