@@ -8,7 +8,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const allowed[] = {"format dtype", "width height", "threshold heatmap", ""};
+    static const char *const allowed[] = {"format dtype fit quality size model timeout_ms",
+                                          "width height model timeout_ms",
+                                          "threshold heatmap fit model timeout_ms", "model", ""};
     char *q = malloc(size + 1);
     if (!q)
         return 0;
