@@ -18,11 +18,17 @@
  * and the PSNR taken against it. Also stb's JPEG at the quality whose bytes
  * come closest to the codec's without passing them. Prints a table: the
  * mean per-image PSNR per pipeline and model (and mean bytes for codecs).
+ *
+ * With AEC_PIPELINE_DUMP=DIR (an existing folder) it also writes every
+ * thumbnail as DIR/PIPELINE/NAME.png and one line per thumbnail and codec
+ * model to DIR/codec.tsv (pipeline, photo, model, bytes, PSNR): what
+ * bench/pipeline_webp.py needs to put WebP at the same bytes beside them.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "aec/codec.h"
 #include "aec/image.h"
@@ -88,6 +94,25 @@ static int thumbnail(const aec_rgb_image *photo, int pipe, int w, int h, uint8_t
     return rc ? -1 : 0;
 }
 
+/* DIR/PIPE/NAME.png (the folder made on first use). */
+static int dump_thumb(const char *dir, const char *pipe, const char *name, const uint8_t *rgb,
+                      int w, int h)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, pipe);
+    mkdir(path, 0755); /* exists after the first photo */
+    snprintf(path, sizeof path, "%s/%s/%s.png", dir, pipe, name);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    aec_error err = {{0}};
+    int rc = aec_image_encode_png_rgb(rgb, w, h, &png, &len, &err) ||
+             aec_write_file_atomic(path, png, len, &err);
+    if (rc)
+        fprintf(stderr, "aec-pipeline-eval: %s: %s\n", path, err.msg);
+    free(png);
+    return rc ? -1 : 0;
+}
+
 /* stb JPEG at the largest quality whose size is <= budget: its PSNR and bytes. */
 static void jpeg_at(const uint8_t *rgb, int w, int h, double budget, double *psnr, double *bytes)
 {
@@ -116,7 +141,8 @@ static void jpeg_at(const uint8_t *rgb, int w, int h, double budget, double *psn
     }
 }
 
-static int run_model(model_row *r, const uint8_t *thumb, int pipe, float *x, float *lat, float *y)
+static int run_model(model_row *r, const uint8_t *thumb, int pipe, float *x, float *lat, float *y,
+                     double *bytes_out, double *psnr_out)
 {
     const aec_model *m = r->m;
     int h = m->input.h, w = m->input.w;
@@ -137,12 +163,14 @@ static int run_model(model_row *r, const uint8_t *thumb, int pipe, float *x, flo
         }
         free(stream);
         r->bytes[pipe] += (double)len;
+        *bytes_out = (double)len;
         double jp, jb;
         jpeg_at(thumb, w, h, (double)len, &jp, &jb);
         r->jpeg_psnr[pipe] += jp, r->jpeg_bytes[pipe] += jb;
     }
     aec_model_decode(m, r->ws, lat, 1, y);
-    r->psnr[pipe] += psnr_u8_f(thumb, y, h, w);
+    *psnr_out = psnr_u8_f(thumb, y, h, w);
+    r->psnr[pipe] += *psnr_out;
     return 0;
 }
 
@@ -184,6 +212,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "aec-pipeline-eval: %s: cannot read (or out of memory)\n", argv[2]);
         return 1;
     }
+    const char *dump = getenv("AEC_PIPELINE_DUMP");
+    FILE *tsv = NULL;
+    if (dump) {
+        char tp[2048];
+        snprintf(tp, sizeof tp, "%s/codec.tsv", dump);
+        if (!(tsv = fopen(tp, "w"))) {
+            fprintf(stderr, "aec-pipeline-eval: %s: cannot write\n", tp);
+            return 1;
+        }
+    }
     char line[1024];
     long photos = 0;
     while (fgets(line, sizeof line, names)) {
@@ -203,16 +241,23 @@ int main(int argc, char **argv)
         }
         free(bytes);
         for (int p = 0; p < NPIPE; p++) {
-            if (thumbnail(&photo, p, w, h, thumb) != 0)
+            if (thumbnail(&photo, p, w, h, thumb) != 0 ||
+                (dump && dump_thumb(dump, k_pipes[p], line, thumb, w, h) != 0))
                 return 1;
-            for (int i = 0; i < nm; i++)
-                if (run_model(&rows[i], thumb, p, x, lat, y) != 0)
+            for (int i = 0; i < nm; i++) {
+                double b = 0, ps = 0;
+                if (run_model(&rows[i], thumb, p, x, lat, y, &b, &ps) != 0)
                     return 1;
+                if (tsv && rows[i].codec)
+                    fprintf(tsv, "%s\t%s\t%s\t%.0f\t%.4f\n", k_pipes[p], line, rows[i].path, b, ps);
+            }
         }
         aec_image_free(&photo);
         photos++;
     }
     fclose(names);
+    if (tsv)
+        fclose(tsv);
     if (!photos) {
         fprintf(stderr, "aec-pipeline-eval: no photos\n");
         return 1;
