@@ -1,10 +1,11 @@
-# aec: the aecd REST daemon and the aec-train trainer in one small image.
+# aec: the aecd REST daemon, the aec-train trainer and the aec file tool in one small image.
 #
 #   docker build -t aec .
 #   docker run -p 8080:8080 aec                       # serves every model in /models
 #   docker run -p 8080:8080 -v "$PWD/models:/models" aec   # your folder; docker kill -s HUP reloads it
 #   docker run -v "$PWD/photos:/data" -v "$PWD/models:/models" aec \
 #       aec-train --data /data --out /models/x.safetensors
+#   docker run -v "$PWD:/w" aec aec compress /w/photo.jpg -q 60 -o /w/photo.aec   # the photo codec
 #
 # More in docker/README.md (compose with a load balancer, Kubernetes).
 # Every stage is FROM debian:bookworm-slim (CI builds it from a locally made
@@ -71,8 +72,8 @@ RUN groupadd --system --gid 10001 aec \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin aec
 
-COPY --from=build /opt/aec/bin/aecd /opt/aec/bin/aec-train /usr/local/bin/
-RUN for b in /usr/local/bin/aecd /usr/local/bin/aec-train; do \
+COPY --from=build /opt/aec/bin/aecd /opt/aec/bin/aec-train /opt/aec/bin/aec /usr/local/bin/
+RUN for b in /usr/local/bin/aecd /usr/local/bin/aec-train /usr/local/bin/aec; do \
       if ldd "$b" | grep 'not found'; then echo "$b: runtime library missing" >&2; exit 1; fi; \
     done
 # The shipped models. A folder from the host: -v "$PWD/models:/models"

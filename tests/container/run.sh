@@ -269,6 +269,18 @@ phase "aec-train in the container: /data (24 photos) -> /models/ci.safetensors"
 [[ -s $work/models/ci.safetensors ]] || fail "aec-train wrote no /models/ci.safetensors"
 say "trained $(stat -c %s "$work/models/ci.safetensors") bytes, owned by uid $(stat -c %u "$work/models/ci.safetensors")"
 
+# the aec file tool in the image, on its baked photo codec: compress, info, decompress
+if [[ -f $root/models/photo.safetensors ]]; then
+    phase "aec compress / info / decompress in the container"
+    mkdir -p "$work/files" && cp "$sample" "$work/files/in" && chmod -R a+rwX "$work/files"
+    "${P[@]}" run --rm "${U[@]}" --health-interval disable -v "$work/files:/w" "$tag" \
+        sh -c 'aec compress /w/in -q 40 -o /w/in.aec && aec info /w/in.aec && aec decompress /w/in.aec -o /w/out.png' \
+        >"$work/aec.log" 2>&1 || { cat "$work/aec.log" >&2; fail "aec in the container failed"; }
+    is_png "$work/files/out.png" || fail "aec decompress in the container: no PNG"
+    grep -q 'version 3' "$work/aec.log" || { cat "$work/aec.log" >&2; fail "aec info: no 'version 3'"; }
+    say "aec in the container: $(stat -c %s "$work/files/in.aec") B stream, $(stat -c %s "$work/files/out.png") B PNG"
+fi
+
 if ((fallback == 1)); then
     cp "$work/models/ci.safetensors" "$ctx/models/default.safetensors"
     free_port
@@ -317,6 +329,18 @@ expect_status "$a" 200 "POST /anomaly" "$work/anomaly.json"
 [[ $ctype == application/json* ]] || fail "POST /anomaly: Content-Type '$ctype'"
 grep -Eq '"score":[-+0-9.eE]+' "$work/anomaly.json" || fail "POST /anomaly: no numeric score in $(head -c 300 "$work/anomaly.json")"
 say "anomaly: $(head -c 200 "$work/anomaly.json")"
+
+# the photo codec, when the tree ships it: any size in, the version-3 stream out, the PNG back at
+# the photo's own size
+if [[ -f $root/models/photo.safetensors ]]; then
+    req "$a" "$work/photo.aec" POST "$base/encode?model=photo&quality=50" -H "Content-Type: $sample_type" --data-binary "@$sample"
+    expect_status "$a" 200 "POST /encode?model=photo" "$work/photo.aec"
+    [[ $(head -c 3 "$work/photo.aec") == AEC ]] || fail "POST /encode?model=photo: no AEC magic"
+    req "$a" "$work/photo.png" POST "$base/decode" -H 'Content-Type: application/x-aec-latent' --data-binary "@$work/photo.aec"
+    expect_status "$a" 200 "POST /decode (photo stream)" "$work/photo.png"
+    is_png "$work/photo.png" || fail "POST /decode (photo stream): the body is not a PNG"
+    say "photo codec: $(basename "$sample") -> $(stat -c %s "$work/photo.aec") B stream -> $(stat -c %s "$work/photo.png") B PNG"
+fi
 
 req "$a" "$work/bad.json" POST "$base/encode" -H 'Content-Type: image/png' --data-binary 'not an image'
 expect_status "$a" 415 "POST /encode with bytes that are no image" "$work/bad.json"
