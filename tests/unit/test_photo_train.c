@@ -148,8 +148,8 @@ static void test_gain_learning_rate(void)
     double gain_max = 0, other_max = 0, level0_max = 0;
     for (size_t i = 0; i < p->nparams; i++) {
         double d = fabs((double)p->params[i] - before[i]);
-        int in_gain = (i >= p->gain && i < p->gain + 2 * m) ||
-                      (i >= p->inv_gain && i < p->inv_gain + 2 * m);
+        int in_gain =
+            (i >= p->gain && i < p->gain + 2 * m) || (i >= p->inv_gain && i < p->inv_gain + 2 * m);
         int level0 = (i >= p->gain && i < p->gain + m) || (i >= p->inv_gain && i < p->inv_gain + m);
         if (level0)
             level0_max = fmax(level0_max, d);
