@@ -94,6 +94,23 @@ int main(void)
     aec_error err = {{0}};
     REQUIRE(aecd_runner_create(&ra, ma, 8, 2, &err) == AEC_OK, "runner: %s", err.msg);
     REQUIRE(aecd_runner_create(&rb, mb, 8, 1, &err) == AEC_OK, "runner: %s", err.msg);
+    /* Lanes are a hash of the runner's address and the layer range: two
+     * passes may share one (by design, at a cost in batching only). The tests
+     * below need model a's encode and decode passes and model b's pass in
+     * lanes of their own, so draw runners until they are (the ones that
+     * collided stay allocated, so that the next addresses differ). */
+    aecd_runner *spare[128];
+    int nspare = 0;
+    for (;;) {
+        aecd_pass e = {ra, 0, ma->latent_index}, d = {ra, ma->latent_index + 1, ma->nlayers - 1};
+        aecd_pass wb = {rb, 0, mb->nlayers - 1};
+        unsigned le = aecd_pass_lane(&e), ld = aecd_pass_lane(&d), lb = aecd_pass_lane(&wb);
+        if ((le != ld && le != lb && ld != lb) || nspare >= 126)
+            break;
+        spare[nspare++] = ra, spare[nspare++] = rb;
+        REQUIRE(aecd_runner_create(&ra, ma, 8, 2, &err) == AEC_OK, "runner: %s", err.msg);
+        REQUIRE(aecd_runner_create(&rb, mb, 8, 1, &err) == AEC_OK, "runner: %s", err.msg);
+    }
     aecd_batcher_opts o = {.max_batch = 8, .batch_timeout_us = 20000000, .queue_size = 3};
     aecd_batcher *b = NULL;
     REQUIRE(aecd_batcher_create(&b, &o, NULL, &err) == AEC_OK, "batcher: %s", err.msg);
@@ -148,7 +165,9 @@ int main(void)
     CHECK(wait_done(&w) && same_as_alone(ma, &w), "withdrawn: the job runs, right");
 
     /* other passes wait in the queue while a batch waits; beyond queue_size: FULL */
-    CHECK(aecd_pass_lane(&whole_b) != lane, "test setup: the passes have their own lanes");
+    CHECK(aecd_pass_lane(&whole_b) != lane && aecd_pass_lane(&dec) != lane &&
+              aecd_pass_lane(&dec) != aecd_pass_lane(&whole_b),
+          "test setup: the passes have their own lanes");
     tjob head, q[3], d1;
     job_init(&head, ra, 0, ma->latent_index, 40);
     aecd_batcher_admit(b, lane);
@@ -215,6 +234,8 @@ int main(void)
     aecd_batcher_free(b);
     aecd_runner_free(ra);
     aecd_runner_free(rb);
+    for (int i = 0; i < nspare; i++)
+        aecd_runner_free(spare[i]);
     aec_model_free(ma);
     aec_model_free(mb);
     return TEST_SUMMARY();
