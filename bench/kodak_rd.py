@@ -98,7 +98,7 @@ def bd_rate(r1, p1, r2, p2):
 # Fine settings for the equal-bytes search of the crop grid.
 FINE = {"aec": list(range(1, 101, 3)), "jpeg": list(range(2, 101, 2)),
         "webp": list(range(0, 101, 2)), "avif": list(range(63, 0, -2)),
-        "jxl": [x / 4 for x in range(1, 81)], "heic": list(range(1, 101, 3))}
+        "jxl": [x / 4 for x in range(2, 81)], "heic": list(range(1, 101, 3))}
 
 
 def crop_grid(src, cs, tmp, out_dir, side=256):
@@ -125,7 +125,10 @@ def crop_grid(src, cs, tmp, out_dir, side=256):
     for name in cs:
         best = None
         for q in FINE.get(name, cs[name][0]):
-            n, back = trial(name, q)
+            try:
+                n, back = trial(name, q)
+            except subprocess.CalledProcessError:
+                continue  # a setting the tool refuses
             if n <= target and (best is None or n > best[0]):
                 best = (n, back, q)
         if best:
@@ -152,6 +155,7 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--list", default="", help="only these file names (one per line), e.g. "
                     "bench/heldout-full.txt with --images ../shared/data/cats-full")
+    ap.add_argument("--grid-only", action="store_true", help="only the crop grid")
     ap.add_argument("--grid", default="kodim23.png",
                     help="the image of the crop grid at equal bytes ('' for none)")
     ap.add_argument("--only", default="")
@@ -170,6 +174,10 @@ def main():
     cs = codecs(args, tmp)
     if args.only:
         cs = {k: v for k, v in cs.items() if k in args.only.split(",")}
+    if args.grid_only:
+        crop_grid(os.path.join(args.images, args.grid), cs, tmp, args.out)
+        shutil.rmtree(tmp)
+        return 0
     for missing in {"jpeg", "webp", "avif", "jxl", "heic"} - set(cs):
         if not args.only:
             print(f"note: {missing} tools not installed, left out")
