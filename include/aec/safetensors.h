@@ -66,6 +66,11 @@ aec_status aec_st_serialize(const aec_st_out *tensors, int n, const char *const 
  * fsync, rename. On any failure the old file is untouched and the temp file
  * removed. */
 aec_status aec_write_file_atomic(const char *path, const void *data, size_t len, aec_error *err);
+/* Model files (any kind) are refused beyond this size. */
+#define AEC_MODEL_FILE_MAX ((size_t)1 << 30)
+/* Reads a model file whole: aec_read_file with AEC_MODEL_FILE_MAX, and a
+ * message saying so for a larger one. */
+aec_status aec_read_model_file(const char *path, uint8_t **out, size_t *out_len, aec_error *err);
 /* Reads a whole file, refusing files larger than max_len. */
 aec_status aec_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
                          aec_error *err);

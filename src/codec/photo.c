@@ -21,7 +21,6 @@
 #include "aec/safetensors.h"
 
 #define PHOTO_FORMAT "photo-1"
-#define PHOTO_MAX_FILE ((size_t)1 << 30)
 #define PHOTO_MAX_CHANNELS AEC_PHOTO_MAX_CHANNELS
 #define PEDESTAL 1.4551915228366852e-11 /* 2^-36 */
 #define BETA_MIN 1e-6
@@ -446,7 +445,7 @@ aec_status aec_photo_load(aec_photo **out, const char *path, aec_error *err)
     uint8_t *buf = NULL;
     size_t len = 0;
     *out = NULL;
-    aec_status st = aec_read_file(path, PHOTO_MAX_FILE, &buf, &len, err);
+    aec_status st = aec_read_model_file(path, &buf, &len, err);
     if (st == AEC_OK)
         st = aec_photo_load_memory(out, buf, len, path, err);
     free(buf);

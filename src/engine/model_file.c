@@ -36,7 +36,6 @@
 #error "model files are little-endian; add byte swapping for this host"
 #endif
 
-#define MODEL_MAX_FILE ((size_t)1 << 30) /* aec_model_load refuses larger files */
 #define INPUT_MAX_DIM 65536
 #define BATCHES_SUFFIX "num_batches_tracked"
 
@@ -393,11 +392,9 @@ aec_status aec_model_load(aec_model **out, const char *path, aec_error *err)
     *out = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    aec_status st = aec_read_file(path, MODEL_MAX_FILE, &buf, &len, err);
-    if (st == AEC_ERR_LIMIT)
-        return aec_fail(err, st, "%s: larger than 1 GiB, the limit for model files", path);
+    aec_status st = aec_read_model_file(path, &buf, &len, err);
     if (st != AEC_OK)
-        return st; /* aec_read_file's messages start with the path */
+        return st;
     st = aec_model_load_memory(out, buf, len, path, err);
     free(buf);
     return st;

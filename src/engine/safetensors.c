@@ -803,3 +803,11 @@ aec_status aec_read_file(const char *path, size_t max_len, uint8_t **out, size_t
     close(fd);
     return s;
 }
+
+aec_status aec_read_model_file(const char *path, uint8_t **out, size_t *out_len, aec_error *err)
+{
+    aec_status st = aec_read_file(path, AEC_MODEL_FILE_MAX, out, out_len, err);
+    if (st == AEC_ERR_LIMIT)
+        return aec_fail(err, st, "%s: larger than 1 GiB, the limit for model files", path);
+    return st; /* aec_read_file's messages start with the path */
+}

@@ -51,18 +51,12 @@ int aecd_photo_check(aecd_request *req)
 
 /* ---- /encode ------------------------------------------------------------------------ */
 
-static void encode_reply(aecd_request *req, uint8_t *stream, size_t len, int w, int h)
+/* The reply of a stream of quality q (takes the stream). */
+static void encode_reply(aecd_request *req, uint8_t *stream, size_t len, int w, int h, int q)
 {
     const aecd_version *v = req->ver;
-    aec_photo_info info;
-    aec_error err = {{0}};
-    if (aec_photo_stream_info(stream, len, &info, &err) != AEC_OK) {
-        free(stream);
-        aecd_reply_error(req, 500, "internal_error", "the stream just written is bad: %s", err.msg);
-        return;
-    }
     char quality[8];
-    snprintf(quality, sizeof quality, "%d", info.quality);
+    snprintf(quality, sizeof quality, "%d", q);
     double bpp = 8.0 * (double)len / ((double)w * (double)h);
     if (req->params.format != AECD_FORMAT_JSON) {
         aecd_reply(req, 200, k_stream_type, stream, len);
@@ -83,7 +77,7 @@ static void encode_reply(aecd_request *req, uint8_t *stream, size_t len, int w, 
     aecd_buf_puts(&b, ",\"model_name\":");
     aecd_buf_json_str(&b, v->name);
     aecd_buf_printf(&b, ",\"format\":3,\"width\":%d,\"height\":%d,\"quality\":%d,\"bytes\":%zu", w,
-                    h, info.quality, len);
+                    h, q, len);
     aecd_buf_puts(&b, ",\"bpp\":");
     aecd_buf_json_float(&b, (float)bpp);
     aecd_buf_puts(&b, ",\"stream\":\"");
@@ -132,14 +126,13 @@ aecd_stage aecd_photo_encode(aecd_request *req)
     }
     aecd_request_unreserve(req, peak > rgb ? peak - rgb : 0); /* decoded: the pixels stay */
     aecd_request_free_body(req);
+    int q = req->params.quality ? req->params.quality : AEC_PHOTO_QUALITY_DEFAULT;
     if (req->params.size)
         st = aec_photo_compress_size(p, img.rgb, img.width, img.height, (size_t)req->params.size,
-                                     cfg->blas_threads, &stream, &len, NULL, &err);
+                                     cfg->blas_threads, &stream, &len, &q, &err);
     else
-        st = aec_photo_compress(p, img.rgb, img.width, img.height,
-                                req->params.quality ? req->params.quality
-                                                    : AEC_PHOTO_QUALITY_DEFAULT,
-                                cfg->blas_threads, &stream, &len, &err);
+        st = aec_photo_compress(p, img.rgb, img.width, img.height, q, cfg->blas_threads, &stream,
+                                &len, &err);
     if (st == AEC_ERR_NOMEM)
         aecd_reply_error(req, 503, "out_of_memory",
                          "no memory to compress the photo; retry"
@@ -147,7 +140,7 @@ aecd_stage aecd_photo_encode(aecd_request *req)
     else if (st != AEC_OK)
         aecd_reply_error(req, 500, "internal_error", "compressing failed: %s", err.msg);
     else
-        encode_reply(req, stream, len, w, h); /* takes the stream */
+        encode_reply(req, stream, len, w, h, q); /* takes the stream */
 done:
     aec_image_free(&img);
     return AECD_STAGE_DONE;

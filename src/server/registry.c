@@ -28,7 +28,6 @@
 #endif
 
 #define SUFFIX ".safetensors"
-#define AECD_MAX_MODEL_FILE ((size_t)1 << 30) /* the limit of aec_model_load and aec_photo_load */
 
 typedef struct {
     char name[AECD_MODEL_NAME_MAX];
@@ -205,9 +204,7 @@ static aec_status version_load(aecd_registry *r, const char *name, const char *p
     v->mtime = st->st_mtim;
     uint8_t *buf = NULL;
     size_t len = 0;
-    aec_status s = aec_read_file(path, AECD_MAX_MODEL_FILE, &buf, &len, err);
-    if (s == AEC_ERR_LIMIT)
-        s = aec_fail(err, s, "%s: larger than 1 GiB, the limit for model files", path);
+    aec_status s = aec_read_model_file(path, &buf, &len, err);
     if (s == AEC_OK && aec_photo_is_file(buf, len)) {
         s = aec_photo_load_memory(&v->photo, buf, len, path, err);
         free(buf);
