@@ -3,18 +3,22 @@
 # Run as root (or with sudo available).
 #   scripts/deps.sh          build and run (aecd, aec-train)
 #   scripts/deps.sh --test   also what the tests use: libcurl, promtool, clang-format,
-#                            chromium + chromedriver (the page test)
-#   scripts/deps.sh --bench  also wrk, PyTorch, FastAPI, and the non-cat pictures of the
-#                            anomaly benchmark (mate/gnome backgrounds, Fashion-MNIST)
+#                            chromium + chromedriver (the page test), OpenCV's cascades
+#                            (opencv-data: test_cascade reads the cat-face one)
+#   scripts/deps.sh --bench  also wrk, PyTorch, FastAPI, OpenCV's cascades, and the
+#                            non-cat pictures of the anomaly benchmarks (mate/gnome/plasma
+#                            backgrounds, Fashion-MNIST)
 #   scripts/deps.sh --fuzz   also clang-14 and its sanitizer runtimes
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcjson-dev libstb-dev
 libmicrohttpd-dev python3 curl ca-certificates"
 case "${1:-}" in
---test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format chromium chromium-driver" ;;
+--test) pkgs="$pkgs libcurl4-openssl-dev prometheus clang-format chromium chromium-driver
+opencv-data" ;;
 --bench)
     pkgs="$pkgs libcurl4-openssl-dev wrk python3-torch python3-numpy python3-pil python3-fastapi
-python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist
+python3-uvicorn mate-backgrounds gnome-backgrounds dataset-fashion-mnist opencv-data
+plasma-workspace-wallpapers
 libjpeg-turbo-progs webp gnuplot-nox libavif-bin libjxl-tools libheif-examples"
     ;;
 --fuzz) pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;

@@ -16,13 +16,32 @@
  *
  * Calibration also records the score distribution (count, mean, std,
  * quantiles) and the threshold (p99 by default), stored as aec.anomaly JSON.
- * A model without it scores with raw MSE and says it is uncalibrated.
+ * A model without it scores with raw MSE and says it is uncalibrated; so
+ * does a model whose aec.anomaly this version does not understand (an
+ * earlier version's fields, a file exported from elsewhere), with a note.
+ *
+ * Reconstruction error cannot tell a cat from a dog. The optional second
+ * part (aec.anomaly's "catface" object) can: a detector of cats' faces
+ * (include/aec/cascade.h) gives an image its evidence e, and photos of cats
+ * the model never saw calibrate it. Each part becomes a surprise, -log10 of
+ * the fraction of calibration cats at least as unusual:
+ *
+ *   catface        u_f = -log10 P(e' <= e)     (too little face)
+ *   reconstruction u_r = -log10 P(s' >= s)     (s: the score above)
+ *   combined       u_f + u_r   (Fisher's way of joining two tests: -log10
+ *                  of the product of their tail fractions)
+ *
+ * (P from the calibration quantiles, never below 1/(count+1)). Each kind has
+ * its own quantiles and p99 threshold, measured on the same calibration
+ * photos. The face part needs an image of some size: /anomaly uses it when
+ * the upload's shorter side is at least AEC_CATFACE_MIN_SIDE.
  */
 #ifndef AEC_ANOMALY_H
 #define AEC_ANOMALY_H
 
 #include <stddef.h>
 
+#include "aec/cascade.h"
 #include "aec/error.h"
 #include "aec/model.h"
 
@@ -33,14 +52,40 @@ typedef struct {
     double v[AEC_ANOMALY_FEATURES];
 } aec_anomaly_features;
 
+#define AEC_CATFACE_MIN_SIDE 96
+
+typedef enum {
+    AEC_SCORE_RECONSTRUCTION = 0,
+    AEC_SCORE_CATFACE = 1,
+    AEC_SCORE_COMBINED = 2,
+} aec_anomaly_kind;
+
+/* "reconstruction", "catface", "combined" -> kind, or -1; and back. */
+int aec_anomaly_kind_parse(const char *s);
+const char *aec_anomaly_kind_name(aec_anomaly_kind k);
+
+/* One score's distribution over the calibration images. */
+typedef struct {
+    double threshold;
+    double q[AEC_ANOMALY_QUANTILES];
+} aec_anomaly_dist;
+
+typedef struct {
+    aec_cascade *cascade; /* NULL: no face part */
+    long count;           /* calibration photos */
+    aec_anomaly_dist evidence, catface, combined;
+} aec_anomaly_face;
+
 typedef struct {
     int calibrated;
+    char note[200]; /* why not, when aec.anomaly was there but not understood */
     double mean_f[AEC_ANOMALY_FEATURES];
     double inv_cov[AEC_ANOMALY_FEATURES][AEC_ANOMALY_FEATURES];
     long count;
     double mean, std, p50, p90, p95, p99, max;
     double threshold;
     double quantiles[AEC_ANOMALY_QUANTILES];
+    aec_anomaly_face face;
 } aec_anomaly_calib;
 
 typedef struct {
@@ -51,13 +96,37 @@ typedef struct {
     double normalized;   /* threshold maps to 0.5, clamped to [0,1] */
 } aec_anomaly_result;
 
-/* Parses m->anomaly_json (or sets calibrated = 0 when absent). */
+/* Parses m->anomaly_json: calibrated = 0 when absent, and also (with a
+ * note, still AEC_OK) when its fields are not this version's. Fails only
+ * when out of memory or when the "catface" part is malformed. Free with
+ * aec_anomaly_calib_free. */
 aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err);
+void aec_anomaly_calib_free(aec_anomaly_calib *c);
+
+/* anomaly_json as /v1/model shows it: the cascade itself (~100 KB) replaced
+ * by its size. malloc'd; NULL when anomaly_json is NULL or not JSON. */
+char *aec_anomaly_public_json(const char *anomaly_json);
 
 /* Score one image [c,h,w] given its reconstruction. threshold < 0 uses the
  * calibrated one. */
 void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const float *recon, int ch,
                        int h, int w, double threshold, aec_anomaly_result *out);
+
+/* The cat-face part: fills out->score, percentile and normalized for kind
+ * (CATFACE or COMBINED) from the evidence of the uploaded image and its
+ * reconstruction score r->score (already set by aec_anomaly_score). Needs
+ * c->face.cascade; threshold < 0 uses the calibrated one. */
+void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, aec_anomaly_kind kind,
+                            double threshold, aec_anomaly_result *r);
+
+/* Calibrates the face part on n photos of cats (their evidence and their
+ * reconstruction score under c) and writes c's aec.anomaly JSON with the
+ * "catface" object added (or replaced) into *json (malloc'd). source says
+ * where the cascade came from. */
+aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_calib *c,
+                                      const aec_cascade *cascade, const char *source,
+                                      const double *evidence, const double *recon_score, size_t n,
+                                      char **json, aec_error *err);
 
 /* The score's inputs for one image and its reconstruction. */
 void aec_anomaly_features_of(const float *image, const float *recon, int ch, int h, int w,

@@ -1,7 +1,9 @@
 /* anomaly.c - the complexity-normalized anomaly score and its calibration.
  *
  * See include/aec/anomaly.h for the definition. Owns the blur baseline, the
- * score, the calibration statistics and their JSON form (aec.anomaly).
+ * score, the calibration statistics and their JSON form (aec.anomaly), and
+ * the cat-face part's surprises and calibration (the detector itself is
+ * cascade.c).
  */
 #include "aec/anomaly.h"
 #include "aec/layers.h"
@@ -69,10 +71,9 @@ void aec_anomaly_error_map(const float *image, const float *recon, int ch, int h
     }
 }
 
-/* Where x falls among the calibration quantiles, 0..100. */
-static double percentile_of(const aec_anomaly_calib *c, double x)
+/* Where x falls among 101 calibration quantiles q, 0..100. */
+static double percentile_in(const double *q, double x)
 {
-    const double *q = c->quantiles;
     if (x <= q[0])
         return 0;
     if (x >= q[AEC_ANOMALY_QUANTILES - 1])
@@ -131,7 +132,7 @@ void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const flo
         aec_anomaly_features f;
         features_from(out->mse, image, ch, h, w, &f, &out->baseline_mse);
         out->score = mahalanobis2(c, &f);
-        out->percentile = percentile_of(c, out->score);
+        out->percentile = percentile_in(c->quantiles, out->score);
     }
     double t = threshold >= 0 ? threshold : c->threshold;
     double norm = t > 0 ? 0.5 * out->score / t : (out->score > 0 ? 1.0 : 0.0);
@@ -288,6 +289,8 @@ static int get_vec(const cJSON *a, double *out, int n)
     return 1;
 }
 
+static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error *err);
+
 aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err)
 {
     enum { N = AEC_ANOMALY_FEATURES };
@@ -295,6 +298,7 @@ aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c
     c->threshold = -1;
     if (!m->anomaly_json)
         return AEC_OK;
+    aec_status st = AEC_OK;
     cJSON *o = cJSON_Parse(m->anomaly_json);
     int ok = cJSON_IsObject(o);
     double count = 0;
@@ -311,15 +315,206 @@ aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c
         ok = get_vec(cJSON_GetArrayItem(rows, i), c->inv_cov[i], N);
     for (int i = 1; ok && i < AEC_ANOMALY_QUANTILES; i++)
         ok = c->quantiles[i] >= c->quantiles[i - 1];
-    cJSON_Delete(o);
     if (!ok) {
+        /* another version's or another tool's calibration: serve uncalibrated */
         memset(c, 0, sizeof *c);
         c->threshold = -1;
-        return aec_fail(err, AEC_ERR_FORMAT,
-                        "aec.anomaly: missing or invalid fields (count, mean, std, p50..p99, "
-                        "max, threshold, feature_mean, feature_inv_cov, ascending quantiles)");
+        snprintf(c->note, sizeof c->note,
+                 "aec.anomaly has fields this version does not use (an earlier version's "
+                 "calibration, or another tool's): scored by raw MSE, uncalibrated");
+    } else {
+        c->count = (long)count;
+        c->calibrated = 1;
+        const cJSON *face = cJSON_GetObjectItemCaseSensitive(o, "catface");
+        aec_error fe = {{0}};
+        if (face && (st = face_from_json(face, &c->face, &fe)) != AEC_OK) {
+            aec_anomaly_calib_free(c);
+            memset(&c->face, 0, sizeof c->face);
+            snprintf(c->note, sizeof c->note, "aec.anomaly.catface not used: %.150s", fe.msg);
+            if (st == AEC_ERR_NOMEM && err)
+                *err = fe;
+            else
+                st = AEC_OK;
+        }
     }
-    c->count = (long)count;
-    c->calibrated = 1;
-    return AEC_OK;
+    cJSON_Delete(o);
+    return st;
+}
+
+void aec_anomaly_calib_free(aec_anomaly_calib *c)
+{
+    aec_cascade_free(c->face.cascade);
+    c->face.cascade = NULL;
+}
+
+/* ---- the cat-face part ------------------------------------------------------------- */
+
+char *aec_anomaly_public_json(const char *anomaly_json)
+{
+    cJSON *o = anomaly_json ? cJSON_Parse(anomaly_json) : NULL;
+    cJSON *face = cJSON_GetObjectItemCaseSensitive(o, "catface");
+    cJSON *casc = cJSON_GetObjectItemCaseSensitive(face, "cascade");
+    if (cJSON_IsObject(casc)) {
+        cJSON *sum = cJSON_CreateObject();
+        const char *keys[] = {"window", "stages", "stumps", "features"};
+        for (int i = 0; i < 4; i++) {
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(casc, keys[i]);
+            if (i == 0)
+                cJSON_AddItemToObject(sum, keys[i], cJSON_Duplicate(a, 1));
+            else
+                cJSON_AddNumberToObject(sum, keys[i], cJSON_GetArraySize(a));
+        }
+        cJSON_ReplaceItemInObjectCaseSensitive(face, "cascade", sum);
+    }
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+int aec_anomaly_kind_parse(const char *s)
+{
+    static const char *names[] = {"reconstruction", "catface", "combined"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+const char *aec_anomaly_kind_name(aec_anomaly_kind k)
+{
+    return k == AEC_SCORE_CATFACE    ? "catface"
+           : k == AEC_SCORE_COMBINED ? "combined"
+                                     : "reconstruction";
+}
+
+/* -log10 of a tail fraction, the fraction floored at 1/(count+1). */
+static double surprise(double fraction, long count)
+{
+    double lo = 1.0 / ((double)count + 1);
+    return -log10(fraction > lo ? fraction : lo);
+}
+
+static double face_surprise(const aec_anomaly_calib *c, double evidence)
+{
+    return surprise(percentile_in(c->face.evidence.q, evidence) / 100, c->face.count);
+}
+
+static double recon_surprise(const aec_anomaly_calib *c, double score)
+{
+    return surprise(1 - percentile_in(c->quantiles, score) / 100, c->face.count);
+}
+
+void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, aec_anomaly_kind kind,
+                            double threshold, aec_anomaly_result *r)
+{
+    double uf = face_surprise(c, evidence), ur = recon_surprise(c, r->score);
+    const aec_anomaly_dist *d = kind == AEC_SCORE_CATFACE ? &c->face.catface : &c->face.combined;
+    r->score = kind == AEC_SCORE_CATFACE ? uf : uf + ur;
+    r->percentile = percentile_in(d->q, r->score);
+    double t = threshold >= 0 ? threshold : d->threshold;
+    double norm = t > 0 ? 0.5 * r->score / t : (r->score > 0 ? 1.0 : 0.0);
+    r->normalized = norm < 0 ? 0 : norm > 1 ? 1 : norm;
+}
+
+static void dist_of(double *v, size_t n, aec_anomaly_dist *d)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++)
+        d->q[i] = quantile(v, n, i / 100.0);
+    d->threshold = quantile(v, n, 0.99);
+}
+
+static cJSON *dist_json(const aec_anomaly_dist *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "threshold", d->threshold);
+    cJSON_AddStringToObject(o, "threshold_rule", "p99");
+    cJSON_AddItemToObject(o, "quantiles", number_array(d->q, AEC_ANOMALY_QUANTILES));
+    return o;
+}
+
+static int dist_from_json(const cJSON *o, aec_anomaly_dist *d)
+{
+    int ok = get_num(o, "threshold", &d->threshold) && d->threshold >= 0 &&
+             get_vec(cJSON_GetObjectItemCaseSensitive(o, "quantiles"), d->q, AEC_ANOMALY_QUANTILES);
+    for (int i = 1; ok && i < AEC_ANOMALY_QUANTILES; i++)
+        ok = d->q[i] >= d->q[i - 1];
+    return ok;
+}
+
+static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error *err)
+{
+    double count = 0;
+    const cJSON *casc = cJSON_GetObjectItemCaseSensitive(o, "cascade");
+    if (!cJSON_IsObject(o) || !get_num(o, "count", &count) || count < 1 ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "evidence"), &f->evidence) ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "catface"), &f->catface) ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "combined"), &f->combined) ||
+        !cJSON_IsObject(casc))
+        return aec_fail(err, AEC_ERR_FORMAT,
+                        "needs count, cascade, and evidence, catface, combined (threshold, "
+                        "ascending quantiles)");
+    char *text = cJSON_PrintUnformatted(casc);
+    if (!text)
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+    aec_status st = aec_cascade_from_json(text, &f->cascade, err);
+    free(text);
+    f->count = (long)count;
+    return st;
+}
+
+aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_calib *c,
+                                      const aec_cascade *cascade, const char *source,
+                                      const double *evidence, const double *recon_score, size_t n,
+                                      char **json, aec_error *err)
+{
+    *json = NULL;
+    if (!c->calibrated || !m->anomaly_json)
+        return aec_fail(err, AEC_ERR_INVALID,
+                        "the model's reconstruction score is not calibrated: calibrate it first");
+    if (n < 20)
+        return aec_fail(err, AEC_ERR_INVALID, "the face part needs at least 20 photos, got %zu", n);
+    aec_anomaly_calib t = *c; /* the distributions being built, to score with */
+    t.face.count = (long)n;
+    double *v = malloc(sizeof(double) * n * 3);
+    char *casc = aec_cascade_to_json(cascade);
+    cJSON *o = cJSON_Parse(m->anomaly_json), *face = cJSON_CreateObject();
+    cJSON *casc_obj = casc ? cJSON_Parse(casc) : NULL;
+    aec_status st = AEC_OK;
+    if (!v || !casc || !casc_obj || !face || !cJSON_IsObject(o)) {
+        st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(v, evidence, sizeof(double) * n);
+    dist_of(v, n, &t.face.evidence);
+    for (size_t i = 0; i < n; i++) {
+        double uf = face_surprise(&t, evidence[i]), ur = recon_surprise(&t, recon_score[i]);
+        v[i] = uf;
+        v[n + i] = uf + ur;
+    }
+    dist_of(v, n, &t.face.catface);
+    dist_of(v + n, n, &t.face.combined);
+    cJSON_AddStringToObject(face, "score",
+                            "surprise -log10 P(calibration evidence <= e) of a cat-face cascade's "
+                            "evidence; combined: the sum of it and the reconstruction score's");
+    cJSON_AddStringToObject(face, "source", source);
+    cJSON_AddNumberToObject(face, "min_side", AEC_CATFACE_MIN_SIDE);
+    cJSON_AddNumberToObject(face, "count", (double)n);
+    cJSON_AddItemToObject(face, "evidence", dist_json(&t.face.evidence));
+    cJSON_AddItemToObject(face, "catface", dist_json(&t.face.catface));
+    cJSON_AddItemToObject(face, "combined", dist_json(&t.face.combined));
+    cJSON_AddItemToObject(face, "cascade", casc_obj);
+    casc_obj = NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "catface");
+    cJSON_AddItemToObject(o, "catface", face);
+    face = NULL;
+    if (!(*json = cJSON_PrintUnformatted(o)))
+        st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+done:
+    cJSON_Delete(casc_obj);
+    cJSON_Delete(face);
+    cJSON_Delete(o);
+    free(casc);
+    free(v);
+    return st;
 }

@@ -4,6 +4,7 @@
  * (integers 1..AECD_MAX_OUTPUT_SIDE), threshold (a finite decimal number
  * >= 0), heatmap (0|1|true|false), model (a model name: letters, digits,
  * '-', '_', '.'), timeout_ms (an integer 1..3600000), fit (stretch|crop|pad),
+ * score (reconstruction|catface|combined),
  * quality (an integer 1..100), size (bytes, an integer 1..AECD_MAX_TARGET_BYTES).
  * Percent-escapes and '+' are decoded; an invalid escape or a NUL byte is
  * refused.
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aec/anomaly.h"
 #include "aec/image.h"
 #include "aec/latent.h"
 
@@ -183,6 +185,14 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
             return -1;
         }
         memcpy(p->model, val, len + 1);
+    } else if (strcmp(key, "score") == 0) {
+        p->score = aec_anomaly_kind_parse(val);
+        if (p->score < 0) {
+            say(msg, n, "score must be reconstruction, catface or combined (got '%s')",
+                shown(val, sv, sizeof sv));
+            return -1;
+        }
+        p->has_score = 1;
     } else if (strcmp(key, "fit") == 0) {
         p->fit = aec_fit_parse(val);
         if (p->fit < 0) {

@@ -33,6 +33,8 @@ typedef struct {
     int has_fit;
     int quality; /* ?quality= 1..100 (photo codecs), or 0 */
     long size;   /* ?size= target bytes (photo codecs), or 0 */
+    int score;   /* ?score= of /anomaly: aec_anomaly_kind */
+    int has_score;
 } aecd_params;
 
 /* allowed: the parameter names the endpoint takes, space separated ("" for

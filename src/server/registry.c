@@ -65,6 +65,7 @@ static void version_free(aecd_version *v)
     aec_codec_free(v->codec);
     aec_model_free(v->model);
     aec_photo_free(v->photo);
+    aec_anomaly_calib_free(&v->calib);
     free(v->json);
     free(v);
 }
@@ -168,8 +169,17 @@ static int build_json(aecd_version *v, const aecd_config *cfg)
     aecd_buf_puts(&b, ",\"layers\":");
     int bad = embed_json(&b, m->layers_json);
     aecd_buf_printf(&b, ",\"param_count\":%zu,\"anomaly\":", aec_model_param_count(m));
-    bad |= embed_json(&b, m->anomaly_json);
-    aecd_buf_printf(&b, ",\"calibrated\":%s,\"train\":", v->calib.calibrated ? "true" : "false");
+    char *anomaly = aec_anomaly_public_json(m->anomaly_json);
+    bad |= embed_json(&b, anomaly);
+    free(anomaly);
+    aecd_buf_printf(&b, ",\"calibrated\":%s,\"scores\":[\"reconstruction\"%s]",
+                    v->calib.calibrated ? "true" : "false",
+                    v->calib.face.cascade ? ",\"catface\",\"combined\"" : "");
+    if (v->calib.note[0]) {
+        aecd_buf_puts(&b, ",\"calibration_note\":");
+        aecd_buf_json_str(&b, v->calib.note);
+    }
+    aecd_buf_puts(&b, ",\"train\":");
     bad |= embed_json(&b, m->train_json);
     aecd_buf_puts(&b, ",\"codec\":");
     if (v->codec) {

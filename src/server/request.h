@@ -73,6 +73,10 @@ struct aecd_request {
     aecd_job job;
     int upstream; /* counted by the batcher as upstream (see aecd_request_submit) */
     float *tensor_in, *tensor_out;
+    /* /anomaly: the cat-face cascade's result on the upload, when it ran */
+    int has_face;
+    double face_evidence;
+    long face_detections;
 
     /* the reply */
     struct MHD_Response *resp;

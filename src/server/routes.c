@@ -6,7 +6,7 @@
  *                   binary from a model with codec tables defaults to coded)
  *   POST /decode    latent (JSON, binary v1 or coded v2) -> PNG (?width=, ?height=);
  *                   a binary latent names its model, which decodes it
- *   POST /anomaly   image -> anomaly score (?threshold=, ?heatmap=1)
+ *   POST /anomaly   image -> anomaly score (?threshold=, ?heatmap=1, ?score=)
  *   GET  /healthz, /v2/health/live    liveness: always 200
  *   GET  /readyz, /v2/health/ready    readiness: 200 when the default model
  *                   serves, 503 while shutting down
@@ -36,6 +36,7 @@
 #include <cJSON.h>
 
 #include "aec/anomaly.h"
+#include "aec/cascade.h"
 #include "aec/image.h"
 #include "aec/latent.h"
 
@@ -228,6 +229,29 @@ static int check_image(aecd_request *req)
     return -1;
 }
 
+/* /anomaly with the cat-face part: decodes once, runs the cascade on the
+ * upload at its own size, then fits it to the model's input. */
+static aec_status face_and_tensor(aecd_request *req, const uint8_t *data, size_t len,
+                                  size_t max_pixels, aec_error *err)
+{
+    const aec_model *m = req->ver->model;
+    aec_rgb_image img = {0};
+    aec_cascade_result cr;
+    aec_status st = aec_image_decode(data, len, max_pixels, &img, err);
+    if (!st)
+        st = aec_cascade_scan(req->ver->calib.face.cascade, &img, &cr, err);
+    if (!st)
+        st = aec_image_to_tensor_fit(&img, (aec_fit)req->params.fit, m->input.c, m->input.h,
+                                     m->input.w, req->tensor_in, err);
+    aec_image_free(&img);
+    if (!st) {
+        req->has_face = 1;
+        req->face_evidence = cr.evidence;
+        req->face_detections = cr.detections;
+    }
+    return st;
+}
+
 /* /encode and /anomaly (the pass: encode or reconstruct). */
 static aecd_stage image_prepare(aecd_request *req)
 {
@@ -251,15 +275,33 @@ static aecd_stage image_prepare(aecd_request *req)
         aecd_reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
     }
+    const aec_anomaly_calib *cal = &req->ver->calib;
+    const aecd_params *p = &req->params;
+    int want_face = 0;
+    if (!encode && p->has_score && p->score != AEC_SCORE_RECONSTRUCTION) {
+        if (!cal->face.cascade) {
+            aecd_reply_error(req, 422, "unsupported_model",
+                             "model '%s' has no cat-face calibration: ?score=%s needs one "
+                             "(aec-train --calibrate-catface); it scores reconstruction only",
+                             req->ver->name, aec_anomaly_kind_name((aec_anomaly_kind)p->score));
+            return AECD_STAGE_DONE;
+        }
+        want_face = 1;
+    } else if (!encode && !p->has_score && cal->face.cascade)
+        want_face = (w < h ? w : h) >= AEC_CATFACE_MIN_SIDE;
     char what[64];
     snprintf(what, sizeof what, "decoding a %dx%d image", w, h);
     size_t tensors = (in_count + out_count) * sizeof(float);
-    if (aecd_request_reserve(req, peak + tensors, what) != 0 ||
+    size_t work = peak + (want_face ? AEC_CASCADE_SCAN_BYTES : 0);
+    if (aecd_request_reserve(req, work + tensors, what) != 0 ||
         alloc_tensors(req, in_count, out_count) != 0)
         return AECD_STAGE_DONE;
-    st = aec_image_load_tensor_fit(data, len, max_pixels, (aec_fit)req->params.fit, m->input.c,
-                                   m->input.h, m->input.w, req->tensor_in, &err);
-    aecd_request_unreserve(req, peak); /* decoded: only the tensors stay */
+    if (want_face)
+        st = face_and_tensor(req, data, len, max_pixels, &err);
+    else
+        st = aec_image_load_tensor_fit(data, len, max_pixels, (aec_fit)p->fit, m->input.c,
+                                       m->input.h, m->input.w, req->tensor_in, &err);
+    aecd_request_unreserve(req, work); /* decoded: only the tensors stay */
     if (st != AEC_OK) {
         aecd_reply_image_error(req, st, &err);
         return AECD_STAGE_DONE;
@@ -754,9 +796,19 @@ static void anomaly_finish(aecd_request *req)
     aec_anomaly_result r;
     aec_anomaly_score(&v->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
                       p->has_threshold ? p->threshold : -1.0, &r);
+    aec_anomaly_kind kind = req->has_face
+                                ? (p->has_score ? (aec_anomaly_kind)p->score : AEC_SCORE_COMBINED)
+                                : AEC_SCORE_RECONSTRUCTION;
     int calibrated = v->calib.calibrated;
     int has_thr = p->has_threshold || calibrated;
     double thr = p->has_threshold ? p->threshold : v->calib.threshold;
+    if (kind != AEC_SCORE_RECONSTRUCTION) {
+        aec_anomaly_score_face(&v->calib, req->face_evidence, kind,
+                               p->has_threshold ? p->threshold : -1.0, &r);
+        if (!p->has_threshold)
+            thr = kind == AEC_SCORE_CATFACE ? v->calib.face.catface.threshold
+                                            : v->calib.face.combined.threshold;
+    }
 
     aecd_buf b;
     aecd_buf_init(&b);
@@ -772,7 +824,17 @@ static void anomaly_finish(aecd_request *req)
     aecd_buf_puts(&b, !has_thr ? "null" : r.score > thr ? "true" : "false");
     json_num_or_null(&b, "percentile", calibrated && r.percentile >= 0, r.percentile);
     json_num_or_null(&b, "normalized", has_thr, r.normalized);
-    aecd_buf_printf(&b, ",\"calibrated\":%s", calibrated ? "true" : "false");
+    aecd_buf_printf(&b, ",\"calibrated\":%s,\"score_kind\":\"%s\"", calibrated ? "true" : "false",
+                    aec_anomaly_kind_name(kind));
+    if (v->calib.note[0]) {
+        aecd_buf_puts(&b, ",\"calibration_note\":");
+        aecd_buf_json_str(&b, v->calib.note);
+    }
+    if (req->has_face) {
+        aecd_buf_printf(&b, ",\"catface\":{\"evidence\":");
+        aecd_buf_json_double(&b, req->face_evidence);
+        aecd_buf_printf(&b, ",\"detections\":%ld}", req->face_detections);
+    }
     if (p->heatmap && add_heatmap(req, &b) != 0) {
         aecd_buf_free(&b);
         return;
@@ -936,8 +998,8 @@ static const aecd_route k_routes[] = {
      check_image, NULL, image_prepare, encode_finish},
     {"/decode", AECD_EP_DECODE, 1, 0, 1, "width height model timeout_ms", check_latent, NULL,
      decode_prepare, decode_finish},
-    {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap fit model timeout_ms", check_image,
-     NULL, image_prepare, anomaly_finish},
+    {"/anomaly", AECD_EP_ANOMALY, 1, 0, 1, "threshold heatmap fit model timeout_ms score",
+     check_image, NULL, image_prepare, anomaly_finish},
     {"/healthz", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},
     {"/v2/health/live", AECD_EP_HEALTHZ, 0, 1, 0, "", NULL, healthz, NULL, NULL},
     {"/readyz", AECD_EP_READYZ, 0, 1, 0, "", NULL, readyz, NULL, NULL},

@@ -104,7 +104,7 @@ static int excluded(const path_list *ex, const char *path)
     return 0;
 }
 
-/* The --exclude file: one base name per line (blank lines and #comments skipped). */
+/* The --exclude (or --only) file: one base name per line (blank lines and #comments skipped). */
 static aec_status read_exclusions(path_list *ex, const char *file, aec_error *err)
 {
     if (!file)
@@ -140,8 +140,10 @@ static aec_status read_exclusions(path_list *ex, const char *file, aec_error *er
 static aec_status list_files(path_list *files, const train_options *o, size_t *nexcluded,
                              aec_error *err)
 {
-    path_list ex = {0};
+    path_list ex = {0}, only = {0};
     aec_status st = read_exclusions(&ex, o->exclude, err);
+    if (!st)
+        st = read_exclusions(&only, o->only, err);
     *nexcluded = 0;
     for (int d = 0; !st && d < o->ndata; d++) {
         path_list one = {0};
@@ -157,12 +159,15 @@ static aec_status list_files(path_list *files, const train_options *o, size_t *n
                 (*nexcluded)++;
                 continue;
             }
+            if (o->only && !excluded(&only, one.paths[i]))
+                continue;
             if (path_push(files, one.paths[i]))
                 st = aec_fail(err, AEC_ERR_NOMEM, "out of memory listing %s", o->data_dirs[d]);
         }
         path_list_free(&one);
     }
     path_list_free(&ex);
+    path_list_free(&only);
     return st;
 }
 

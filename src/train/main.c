@@ -28,6 +28,7 @@ static void usage(FILE *f)
                "                    JPEG re-compression, flips) instead of one resize\n"
                "  --exclude FILE    never use the files named in FILE (one base name per\n"
                "                    line): held-out photos\n"
+               "  --only FILE       use only the files named in FILE (same format)\n"
                "  --out FILE        model file to write (atomically)\n"
                "  --arch mlp|conv|photo\n"
                "                    reference MLP with batchnorm, convolutional (default conv),\n"
@@ -50,6 +51,13 @@ static void usage(FILE *f)
                "  --calibrate MODEL re-calibrate the anomaly score of an existing model on the\n"
                "                    validation images of --data (chosen by --limit, --val,\n"
                "                    --seed) and write it to --out; no training\n"
+               "  --calibrate-catface MODEL\n"
+               "                    add the cat-face part to MODEL's anomaly score: the\n"
+               "                    --cascade FILE (an OpenCV Haar cascade, e.g. Debian's\n"
+               "                    /usr/share/opencv4/haarcascades/\n"
+               "                    haarcascade_frontalcatface.xml) calibrated on the\n"
+               "                    photos of --data (full size; --only, --exclude), the\n"
+               "                    cascade stored in the file; write it to --out\n"
                "  --lambda L        train a codec: round the latent and add L x its bits per\n"
                "                    pixel to the loss; the model file gets the entropy\n"
                "                    coder's tables (binary latent v2). Larger L, fewer bytes\n"
@@ -197,6 +205,12 @@ static int parse_args(int argc, char **argv, train_options *o)
             o->cosine = !strcmp(val, "cosine");
         } else if (!strcmp(a, "--calibrate"))
             o->calibrate = val;
+        else if (!strcmp(a, "--calibrate-catface"))
+            o->calibrate_face = val;
+        else if (!strcmp(a, "--cascade"))
+            o->cascade = val;
+        else if (!strcmp(a, "--only"))
+            o->only = val;
         else if (!strcmp(a, "--init"))
             o->init = val;
         else if (!strcmp(a, "--lambda"))
@@ -310,7 +324,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     aec_error err = {{0}};
-    if (photo ? train_photo_run(&o, &err) : train_run(&o, &err)) {
+    aec_status st = o.calibrate_face ? train_calibrate_face(&o, &err)
+                    : photo          ? train_photo_run(&o, &err)
+                                     : train_run(&o, &err);
+    if (st) {
         fprintf(stderr, "aec-train: %s\n", err.msg);
         return 1;
     }

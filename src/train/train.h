@@ -24,6 +24,7 @@ typedef struct {
     const char *data_dirs[TRAIN_MAX_DATA]; /* --data, repeatable */
     int ndata;
     const char *exclude; /* file of base names never to use (held-out photos), or NULL */
+    const char *only;    /* file of base names: use only these, or NULL */
     int augment;         /* thumbnails per photo by random pipelines (augment.c); 0 = off */
     const char *arch;    /* "mlp" or "conv" */
     int size;            /* input side in pixels */
@@ -47,6 +48,10 @@ typedef struct {
     int reproducible;
     /* re-calibrate this existing model instead of training */
     const char *calibrate;
+    /* add the cat-face part to this model's anomaly score (catface.c), with
+     * the OpenCV cascade file cascade */
+    const char *calibrate_face;
+    const char *cascade;
     /* start from this model's architecture and weights */
     const char *init;
     /* codec training: rate weight (loss = MSE + lambda * bits per pixel); < 0 = off */
@@ -174,6 +179,9 @@ photo_step photo_trainer_step(photo_trainer *t, int level);
  * step with opt->lr * t->gain_lr_scale. */
 void photo_trainer_update(photo_trainer *t, const aec_adam *opt, long step);
 aec_status train_photo_run(const train_options *o, aec_error *err);
+
+/* ---- catface.c ---- */
+aec_status train_calibrate_face(const train_options *o, aec_error *err);
 aec_status train_run(const train_options *o, aec_error *err);
 
 #endif

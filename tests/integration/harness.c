@@ -514,8 +514,14 @@ int harness_stop(aecd_proc *p)
 int harness_run(const char *const *args, const char *const *env, int timeout_s, char *out,
                 size_t out_len)
 {
+    return harness_run_bin("AECD_BIN", args, env, timeout_s, out, out_len);
+}
+
+int harness_run_bin(const char *bin_var, const char *const *args, const char *const *env,
+                    int timeout_s, char *out, size_t out_len)
+{
     static int serial;
-    const char *bin = env_or_skip("AECD_BIN");
+    const char *bin = env_or_skip(bin_var);
     char log[512];
     snprintf(log, sizeof log, "%s/run-%d.log", base_dir(), serial++);
     char *argv[64];

@@ -71,6 +71,10 @@ char *harness_log(const aecd_proc *p);
  * killed) and its stderr+stdout in out (NUL-terminated, truncated). */
 int harness_run(const char *const *args, const char *const *env, int timeout_s, char *out,
                 size_t out_len);
+/* The same for the program named by the environment variable bin_var
+ * ("AEC_TRAIN_BIN"). */
+int harness_run_bin(const char *bin_var, const char *const *args, const char *const *env,
+                    int timeout_s, char *out, size_t out_len);
 
 /* ---- HTTP ------------------------------------------------------------------------ */
 

@@ -94,11 +94,24 @@ static void calibration(void)
     aec_anomaly_score(&none, img, blur, 3, 16, 16, -1, &t);
     CHECK(t.score == t.mse && t.percentile == -1 && isnan(t.baseline_mse), "uncalibrated");
 
-    /* corrupt calibration JSON is refused */
+    /* a calibration this version does not understand (here: broken) loads
+     * uncalibrated, saying so */
     free(m->anomaly_json);
     m->anomaly_json = strdup("{\"count\":3,\"threshold\":\"x\"}");
-    CHECK(aec_anomaly_calib_from_model(m, &c, &err) == AEC_ERR_FORMAT && !c.calibrated,
-          "bad aec.anomaly refused: %s", err.msg);
+    CHECK(aec_anomaly_calib_from_model(m, &c, &err) == AEC_OK && !c.calibrated && c.note[0],
+          "unknown aec.anomaly: uncalibrated with a note: %s", c.note);
+    /* the first version's fields (a ratio to one blur baseline) */
+    free(m->anomaly_json);
+    m->anomaly_json = strdup(
+        "{\"score\":\"(mse + floor) / (baseline_mse + floor)\",\"baseline\":\"box downsample by "
+        "factor, bilinear upsample\",\"factor\":4,\"floor\":0.0001,\"count\":819,\"mean\":1.1,"
+        "\"std\":0.3,\"p50\":1,\"p90\":1.5,\"p95\":1.7,\"p99\":2.1,\"max\":3,\"threshold\":2.1,"
+        "\"threshold_rule\":\"p99\",\"mse_mean\":0.004,\"quantiles\":[0,1,2]}");
+    CHECK(aec_anomaly_calib_from_model(m, &c, &err) == AEC_OK && !c.calibrated && c.note[0] &&
+              c.threshold < 0,
+          "a first-version aec.anomaly loads uncalibrated");
+    aec_anomaly_score(&c, img, blur, 3, 16, 16, -1, &t);
+    CHECK(t.score == t.mse && t.percentile == -1, "and scores by raw MSE");
     aec_model_free(m);
     free(f);
 }

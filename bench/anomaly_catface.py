@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""AUROC of /anomaly's scores: held-out cats vs dogs and vs non-cat photos.
+
+Posts every photo, at its own size, to one aecd (loopback, a free port)
+serving MODEL, once per score: ?score=reconstruction, catface, combined (the
+default for uploads whose shorter side is at least 96 px; every photo here
+but a few cats is that large). Reports, per group and score kind, AUROC (probability that
+an anomaly scores above a normal cat; 0.5 is chance) and the share flagged
+anomalous at the model's p99 thresholds.
+
+  normal : cats-full cat.4750-4999 (never trained on by the shipped models,
+           never calibrated on: the cat-face part is calibrated on 4500-4749)
+  dogs   : ../shared/data/dogs (500)
+  photos : 62 non-cat photos from Debian packages (the list below, chosen by
+           what they show before any was scored): landscapes, buildings,
+           people, objects, animals that are not cats or dogs.
+
+The packages that are not installed by scripts/deps.sh --bench (opencv-doc,
+python3-skimage: large, with many dependencies) are fetched with
+`apt-get download` and unpacked into --cache, not installed.
+
+  /usr/bin/python3 bench/anomaly_catface.py [--model models/default.safetensors]
+"""
+import argparse
+import concurrent.futures
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "..", "shared", "data")
+
+# name of the Debian package -> files in it that are photographs of non-cats
+OPENCV = ("aero1.jpg aero3.jpg aloeL.jpg apple.jpg baboon.jpg basketball1.png board.jpg "
+          "building.jpg butterfly.jpg ela_original.jpg fruits.jpg graf1.png home.jpg "
+          "leuvenA.jpg licenseplate_motion.jpg messi5.jpg orange.jpg rubberwhale1.png "
+          "smarties.png squirrel_cls.jpg stuff.jpg text_defocus.jpg box_in_scene.png").split()
+SKIMAGE = "brick.png camera.png coins.png grass.png gravel.png moon.png page.png clock_motion.png".split()
+PLASMA = ("BytheWater ColdRipple ColorfulCups EveningGlow FallenLeaf Grey Kite OneStandsOut Path "
+          "Volna summer_1am").split()
+
+
+def unpacked(pkg, cache):
+    """The root of pkg's files, unpacked from its .deb into cache."""
+    root = os.path.join(cache, pkg)
+    if os.path.isdir(root):
+        return root
+    os.makedirs(cache, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=cache)
+    subprocess.run(["apt-get", "download", pkg], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+    deb = glob.glob(os.path.join(tmp, "*.deb"))[0]
+    subprocess.run(["dpkg-deb", "-x", deb, os.path.join(tmp, "x")], check=True)
+    os.rename(os.path.join(tmp, "x"), root)
+    shutil.rmtree(tmp)
+    return root
+
+
+def non_cat_photos(cache):
+    files = []
+    ocv = os.path.join(unpacked("opencv-doc", cache), "usr/share/doc/opencv-doc/examples/data")
+    files += [("opencv-doc", os.path.join(ocv, f)) for f in OPENCV]
+    ski = os.path.join(unpacked("python3-skimage", cache),
+                       "usr/lib/python3/dist-packages/skimage/data")
+    files += [("python3-skimage", os.path.join(ski, f)) for f in SKIMAGE]
+    for name in PLASMA:  # the largest image of each wallpaper
+        imgs = glob.glob(f"/usr/share/wallpapers/{name}/contents/images/*")
+        if not imgs:
+            sys.exit(f"missing /usr/share/wallpapers/{name}: scripts/deps.sh --bench")
+        files.append(("plasma-workspace-wallpapers", max(imgs, key=os.path.getsize)))
+    nature = sorted(glob.glob("/usr/share/backgrounds/mate/nature/*"))
+    files += [("mate-backgrounds", f) for f in nature]
+    files += [("shared/data/other", f) for f in sorted(glob.glob(os.path.join(DATA, "other", "*")))]
+    return files
+
+
+def start_aecd(model, tmp):
+    os.makedirs(os.path.join(tmp, "m"))
+    shutil.copy(model, os.path.join(tmp, "m", "default.safetensors"))
+    pf = os.path.join(tmp, "port")
+    log = open(os.path.join(tmp, "aecd.log"), "w")
+    p = subprocess.Popen([os.path.join(ROOT, "build", "aecd"), "--models", os.path.join(tmp, "m"),
+                          "--port", "0", "--port-file", pf, "--log-level", "warn"],
+                         stdout=log, stderr=log)
+    for _ in range(600):
+        if os.path.exists(pf) and open(pf).read().strip():
+            return p, int(open(pf).read())
+        if p.poll() is not None:
+            sys.exit("aecd exited at start: see " + log.name)
+        time.sleep(0.05)
+    sys.exit("aecd did not start")
+
+
+def post(port, path, query):
+    body = open(path, "rb").read()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/anomaly{query}", data=body,
+                                 headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def score_all(port, files):
+    def one(path):
+        rec = post(port, path, "?score=reconstruction")
+        comb = post(port, path, "?score=combined")
+        face = post(port, path, "?score=catface")
+        return rec, comb, face
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        return list(ex.map(one, files))
+
+
+def auroc(neg, pos):
+    n = 0.0
+    for p in pos:
+        for q in neg:
+            n += 1.0 if p > q else 0.5 if p == q else 0.0
+    return n / (len(pos) * len(neg))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "default.safetensors"))
+    ap.add_argument("--cache", default="/var/cache/aec-bench")
+    ap.add_argument("--limit", type=int, default=0, help="at most N cats and N dogs")
+    a = ap.parse_args()
+    if not os.path.isdir(os.path.join(DATA, "dogs")):
+        sys.exit("skipping: ../shared/data/dogs is missing")
+    cats = [os.path.join(DATA, "cats-full", f"cat.{i}.jpg") for i in range(4750, 5000)]
+    dogs = sorted(glob.glob(os.path.join(DATA, "dogs", "*.jpg")))
+    if a.limit:
+        cats, dogs = cats[:a.limit], dogs[:a.limit]
+    photos = non_cat_photos(a.cache)
+    tmp = tempfile.mkdtemp()
+    p, port = start_aecd(a.model, tmp)
+    try:
+        t0 = time.time()
+        res = {g: score_all(port, [f if isinstance(f, str) else f[1] for f in fs])
+               for g, fs in (("cats", cats), ("dogs", dogs), ("photos", photos))}
+        secs = time.time() - t0
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(tmp)
+
+    def scores(group, kind):
+        out = []
+        for rec, dflt, face in res[group]:
+            if kind == "reconstruction":
+                out.append((rec["score"], rec["anomalous"]))
+            elif kind == "combined":
+                out.append((dflt["score"], dflt["anomalous"]))
+            else:  # catface: ranked by the evidence itself (its surprise is capped at 1/(n+1))
+                out.append((-face["catface"]["evidence"], face["anomalous"]))
+        return out
+
+    print(f"model {os.path.relpath(a.model, ROOT)}; {len(cats)} held-out cats, {len(dogs)} dogs, "
+          f"{len(photos)} non-cat photos ({', '.join(sorted(set(s for s, _ in photos)))}); "
+          f"{secs:.0f} s")
+    print("| score | AUROC cats vs dogs | AUROC cats vs non-cat photos | cats flagged | dogs flagged | photos flagged |")
+    print("|---|---|---|---|---|---|")
+    for kind in ("reconstruction", "catface", "combined"):
+        c, d, ph = scores("cats", kind), scores("dogs", kind), scores("photos", kind)
+        cs, ds, ps = [s for s, _ in c], [s for s, _ in d], [s for s, _ in ph]
+
+        def flagged(v):
+            f = [x for _, x in v]
+            return f"{100.0 * sum(f) / len(f):.1f}%"
+        print(f"| {kind} | {auroc(cs, ds):.3f} | {auroc(cs, ps):.3f} | {flagged(c)} | "
+              f"{flagged(d)} | {flagged(ph)} |")
+    if "--verbose" in sys.argv:
+        for (src, f), (rec, dflt, _) in zip(photos, res["photos"]):
+            print(src, os.path.basename(f), rec["score"], dflt["score"], dflt.get("catface"))
+
+
+if __name__ == "__main__":
+    main()
