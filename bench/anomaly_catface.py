@@ -20,6 +20,7 @@ python3-skimage: large, with many dependencies) are fetched with
 `apt-get download` and unpacked into --cache, not installed.
 
   /usr/bin/python3 bench/anomaly_catface.py [--model models/default.safetensors]
+  /usr/bin/python3 bench/anomaly_catface.py --latency 40     (request times, quiet machine)
 """
 import argparse
 import concurrent.futures
@@ -114,6 +115,29 @@ def score_all(port, files):
         return list(ex.map(one, files))
 
 
+def latency(a):
+    """Median seconds per /anomaly request of each score, one at a time."""
+    cats = [os.path.join(DATA, "cats-full", f"cat.{i}.jpg") for i in range(4750, 4750 + a.latency)]
+    tmp = tempfile.mkdtemp()
+    p, port = start_aecd(a.model, tmp)
+    try:
+        for f in cats[:3]:
+            post(port, f, "")  # warm up
+        for kind in ("reconstruction", "catface", "combined"):
+            t = []
+            for f in cats:
+                t0 = time.perf_counter()
+                post(port, f, "?score=" + kind)
+                t.append(time.perf_counter() - t0)
+            t.sort()
+            print(f"{kind}: median {1000 * t[len(t) // 2]:.1f} ms per request "
+                  f"({len(t)} cats-full photos, one at a time)")
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(tmp)
+
+
 def auroc(neg, pos):
     n = 0.0
     for p in pos:
@@ -127,7 +151,11 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "default.safetensors"))
     ap.add_argument("--cache", default="/var/cache/aec-bench")
     ap.add_argument("--limit", type=int, default=0, help="at most N cats and N dogs")
+    ap.add_argument("--latency", type=int, default=0,
+                    help="only time N cats one request at a time per score (a quiet machine)")
     a = ap.parse_args()
+    if a.latency:
+        return latency(a)
     if not os.path.isdir(os.path.join(DATA, "dogs")):
         sys.exit("skipping: ../shared/data/dogs is missing")
     cats = [os.path.join(DATA, "cats-full", f"cat.{i}.jpg") for i in range(4750, 5000)]

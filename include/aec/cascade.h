@@ -45,7 +45,8 @@
 
 /* What aec_cascade_scan allocates at most (its working images). */
 #define AEC_CASCADE_SCAN_BYTES                                                                     \
-    ((size_t)(AEC_CASCADE_SIDE + 1) * (AEC_CASCADE_SIDE + 1) * 21 + AEC_CASCADE_MAX_HITS * 16)
+    ((size_t)(AEC_CASCADE_SIDE + 1) * (AEC_CASCADE_SIDE + 1) * 17 + AEC_CASCADE_MAX_HITS * 16 +    \
+     AEC_CASCADE_MAX_STUMPS * 80)
 
 typedef struct aec_cascade aec_cascade;
 

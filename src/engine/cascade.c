@@ -539,15 +539,18 @@ static void grey_resize(const uint8_t *src, int w, int h, uint8_t *dst, int ow, 
     }
 }
 
-/* Integral images of values and squares, (w+1) x (h+1), a zero first row/column. */
-static void integrals(const uint8_t *g, int w, int h, int64_t *sum, int64_t *sq)
+/* Integral images of values and squares, (w+1) x (h+1), a zero first
+ * row/column. Values fit 32 bits (401 x 401 x 255), squares need 64. */
+static void integrals(const uint8_t *g, int w, int h, int32_t *sum, int64_t *sq)
 {
     int s = w + 1;
     memset(sum, 0, sizeof *sum * (size_t)s);
     memset(sq, 0, sizeof *sq * (size_t)s);
     for (int y = 0; y < h; y++) {
-        int64_t row = 0, row2 = 0;
-        sum[(y + 1) * s] = sq[(y + 1) * s] = 0;
+        int32_t row = 0;
+        int64_t row2 = 0;
+        sum[(y + 1) * s] = 0;
+        sq[(y + 1) * s] = 0;
         for (int x = 0; x < w; x++) {
             int v = g[y * w + x];
             row += v, row2 += v * v;
@@ -557,32 +560,55 @@ static void integrals(const uint8_t *g, int w, int h, int64_t *sum, int64_t *sq)
     }
 }
 
-static inline int64_t box(const int64_t *ii, int s, int x, int y, int w, int h)
+/* A stump with its rectangles as offsets into one pyramid level's integral
+ * image (stride s), laid out in evaluation order: the scan's inner loop. */
+typedef struct {
+    int32_t off[3][4]; /* top-left, top-right, bottom-left, bottom-right */
+    float weight[3];
+    int rects;
+    float threshold, left, right;
+} level_stump;
+
+static void level_stumps(const aec_cascade *c, int s, level_stump *out)
 {
-    return ii[(y + h) * s + x + w] - ii[y * s + x + w] - ii[(y + h) * s + x] + ii[y * s + x];
+    for (int i = 0; i < c->n_stumps; i++) {
+        const cascade_stump *t = &c->stumps[i];
+        const cascade_feature *f = &c->features[t->feature];
+        level_stump *o = &out[i];
+        o->rects = f->rects, o->threshold = t->threshold, o->left = t->left, o->right = t->right;
+        for (int r = 0; r < f->rects; r++) {
+            const cascade_rect *q = &f->rect[r];
+            o->off[r][0] = q->y * s + q->x;
+            o->off[r][1] = q->y * s + q->x + q->w;
+            o->off[r][2] = (q->y + q->h) * s + q->x;
+            o->off[r][3] = (q->y + q->h) * s + q->x + q->w;
+            o->weight[r] = q->weight;
+        }
+    }
 }
 
+#define BOX(p, o) ((p)[(o)[3]] - (p)[(o)[1]] - (p)[(o)[2]] + (p)[(o)[0]])
+
 /* Stages passed by the window at (x, y), plus exp(sum - threshold) of the
- * stage that rejected it; n_stages when it passed them all. */
-static double window_depth(const aec_cascade *c, const int64_t *sum, const int64_t *sq, int s,
-                           int x, int y)
+ * stage that rejected it; n_stages when it passed them all. norm holds the
+ * offsets of the window's inner rectangle (1 pixel in from its edges). */
+static double window_depth(const aec_cascade *c, const level_stump *ls, const int32_t *sum,
+                           const int64_t *sq, int s, int x, int y, const int32_t *norm)
 {
+    const int32_t *p = sum + (size_t)y * s + x;
+    const int64_t *q = sq + (size_t)y * s + x;
     double area = (double)(c->win_w - 2) * (c->win_h - 2);
-    double vs = (double)box(sum, s, x + 1, y + 1, c->win_w - 2, c->win_h - 2);
-    double vq = (double)box(sq, s, x + 1, y + 1, c->win_w - 2, c->win_h - 2);
+    double vs = (double)BOX(p, norm), vq = (double)BOX(q, norm);
     double nf = area * vq - vs * vs;
     double inv = nf > 0 ? 1.0 / sqrt(nf) : 1.0;
     for (int k = 0; k < c->n_stages; k++) {
         const cascade_stage *st = &c->stages[k];
         double total = 0;
-        for (int i = st->first; i < st->first + st->count; i++) {
-            const cascade_stump *t = &c->stumps[i];
-            const cascade_feature *f = &c->features[t->feature];
-            double v = 0;
-            for (int r = 0; r < f->rects; r++) {
-                const cascade_rect *q = &f->rect[r];
-                v += q->weight * (double)box(sum, s, x + q->x, y + q->y, q->w, q->h);
-            }
+        for (const level_stump *t = ls + st->first; t < ls + st->first + st->count; t++) {
+            double v =
+                t->weight[0] * (double)BOX(p, t->off[0]) + t->weight[1] * (double)BOX(p, t->off[1]);
+            if (t->rects == 3)
+                v += t->weight[2] * (double)BOX(p, t->off[2]);
             total += v * inv < t->threshold ? t->left : t->right;
         }
         if (total < st->threshold)
@@ -644,11 +670,13 @@ aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_
     W = W < 1 ? 1 : W, H = H < 1 ? 1 : H;
     size_t px = (size_t)W * H, ipx = (size_t)(W + 1) * (H + 1);
     uint8_t *rgb = malloc(px * 3), *grey = malloc(px), *level = malloc(px);
-    int64_t *sum = malloc(ipx * sizeof *sum), *sq = malloc(ipx * sizeof *sq);
+    int32_t *sum = malloc(ipx * sizeof *sum);
+    int64_t *sq = malloc(ipx * sizeof *sq);
+    level_stump *ls = malloc((size_t)c->n_stumps * sizeof *ls);
     hit *hits = malloc(AEC_CASCADE_MAX_HITS * sizeof *hits);
     int *parent = malloc(AEC_CASCADE_MAX_HITS * sizeof *parent), nhits = 0;
     aec_status st = AEC_OK;
-    if (!rgb || !grey || !level || !sum || !sq || !hits || !parent) {
+    if (!rgb || !grey || !level || !sum || !sq || !ls || !hits || !parent) {
         st = aec_fail(err, AEC_ERR_NOMEM, "cascade scan: out of memory");
         goto done;
     }
@@ -664,10 +692,13 @@ aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_
             break;
         grey_resize(grey, W, H, level, sw, sh);
         integrals(level, sw, sh, sum, sq);
-        int step = factor > 2 ? 1 : 2;
+        int s = sw + 1, step = factor > 2 ? 1 : 2;
+        level_stumps(c, s, ls);
+        int32_t norm[4] = {s + 1, s + c->win_w - 1, (c->win_h - 1) * s + 1,
+                           (c->win_h - 1) * s + c->win_w - 1};
         for (int y = 0; y + c->win_h <= sh; y += step)
             for (int x = 0; x + c->win_w <= sw; x += step) {
-                double d = window_depth(c, sum, sq, sw + 1, x, y);
+                double d = window_depth(c, ls, sum, sq, s, x, y, norm);
                 out->windows++;
                 if (d >= c->n_stages) {
                     out->detections++;
@@ -682,6 +713,7 @@ aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_
     out->group = largest_group(hits, nhits, parent);
     out->evidence = out->group > 0 ? c->n_stages + log1p((double)out->group) : out->depth;
 done:
+    free(ls);
     free(hits);
     free(parent);
     free(rgb);
