@@ -1,6 +1,8 @@
 """Shared helpers of the Python benchmarks (bench/*.py)."""
 import os
 import subprocess
+import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATS = os.path.join(ROOT, "..", "shared", "data", "cats")
@@ -23,3 +25,20 @@ def eval_rows(model, files):
     out = subprocess.run([tool, model, "-"], input="\n".join(files), capture_output=True,
                          text=True, check=True).stdout
     return [line.split("\t") for line in out.splitlines()[1:]]
+
+
+def start_aecd(models_dir, tmp):
+    """One aecd serving models_dir on a free loopback port (log and port file
+    in tmp); returns (process, port)."""
+    aecd = os.environ.get("AECD", os.path.join(ROOT, "build", "aecd"))
+    pf = os.path.join(tmp, "port")
+    log = open(os.path.join(tmp, "aecd.log"), "w")
+    p = subprocess.Popen([aecd, "--models", models_dir, "--port", "0", "--port-file", pf,
+                          "--log-level", "warn"], stdout=log, stderr=log)
+    for _ in range(600):
+        if os.path.exists(pf) and open(pf).read().strip():
+            return p, int(open(pf).read())
+        if p.poll() is not None:
+            sys.exit("aecd exited at start: see " + log.name)
+        time.sleep(0.05)
+    sys.exit("aecd did not start")

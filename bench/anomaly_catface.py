@@ -34,6 +34,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aecbench import start_aecd  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data")
 
@@ -80,21 +83,10 @@ def non_cat_photos(cache):
     return files
 
 
-def start_aecd(model, tmp):
+def start_with(model, tmp):
     os.makedirs(os.path.join(tmp, "m"))
     shutil.copy(model, os.path.join(tmp, "m", "default.safetensors"))
-    pf = os.path.join(tmp, "port")
-    log = open(os.path.join(tmp, "aecd.log"), "w")
-    p = subprocess.Popen([os.path.join(ROOT, "build", "aecd"), "--models", os.path.join(tmp, "m"),
-                          "--port", "0", "--port-file", pf, "--log-level", "warn"],
-                         stdout=log, stderr=log)
-    for _ in range(600):
-        if os.path.exists(pf) and open(pf).read().strip():
-            return p, int(open(pf).read())
-        if p.poll() is not None:
-            sys.exit("aecd exited at start: see " + log.name)
-        time.sleep(0.05)
-    sys.exit("aecd did not start")
+    return start_aecd(os.path.join(tmp, "m"), tmp)
 
 
 def post(port, path, query):
@@ -119,7 +111,7 @@ def latency(a):
     """Median seconds per /anomaly request of each score, one at a time."""
     cats = [os.path.join(DATA, "cats-full", f"cat.{i}.jpg") for i in range(4750, 4750 + a.latency)]
     tmp = tempfile.mkdtemp()
-    p, port = start_aecd(a.model, tmp)
+    p, port = start_with(a.model, tmp)
     try:
         for f in cats[:3]:
             post(port, f, "")  # warm up
@@ -164,7 +156,7 @@ def main():
         cats, dogs = cats[:a.limit], dogs[:a.limit]
     photos = non_cat_photos(a.cache)
     tmp = tempfile.mkdtemp()
-    p, port = start_aecd(a.model, tmp)
+    p, port = start_with(a.model, tmp)
     try:
         t0 = time.time()
         res = {g: score_all(port, [f if isinstance(f, str) else f[1] for f in fs])

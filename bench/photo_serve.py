@@ -27,24 +27,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aecbench import start_aecd  # noqa: E402
 from soak_mixed import exchange, http  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def start_aecd(tmp):
-    aecd = os.environ.get("AECD", os.path.join(ROOT, "build", "aecd"))
-    pf = os.path.join(tmp, "port")
-    log = open(os.path.join(tmp, "aecd.log"), "w")
-    p = subprocess.Popen([aecd, "--models", os.path.join(ROOT, "models"), "--port", "0",
-                          "--port-file", pf, "--log-level", "warn"], stdout=log, stderr=log)
-    for _ in range(600):
-        if os.path.exists(pf) and open(pf).read().strip():
-            return p, int(open(pf).read())
-        if p.poll() is not None:
-            sys.exit("aecd exited at start: see " + log.name)
-        time.sleep(0.05)
-    sys.exit("aecd did not start")
 
 
 async def run_clients(port, jobs, connections):
@@ -93,7 +79,7 @@ def main():
     print(f"in process (aec-photo-speed, 2 threads): {enc_ps:.2f} photos/s compressing, "
           f"{dec_ps:.2f} decompressing")
     tmp = tempfile.mkdtemp()
-    p, port = start_aecd(tmp)
+    p, port = start_aecd(os.path.join(ROOT, "models"), tmp)
     bad = 0
     try:
         pngs = [open(f, "rb").read() for f in files]

@@ -314,6 +314,11 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o))
         return 2;
     int photo = !strcmp(o.arch, "photo");
+    if (photo && o.cosine && !o.max_steps && !(o.max_seconds > 0)) {
+        fprintf(stderr, "aec-train: --arch photo --schedule cosine needs --max-steps or "
+                        "--max-seconds (the decay runs over them)\n");
+        return 2;
+    }
     if (!o.batch)
         o.batch = photo ? 8 : 256;
     if (!o.lr)

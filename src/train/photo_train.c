@@ -392,6 +392,7 @@ static aec_status save_model(aec_photo *p, const train_options *o, long steps, d
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "lr", o->lr);
     cJSON_AddNumberToObject(j, "gain_lr", o->gain_lr);
+    cJSON_AddStringToObject(j, "schedule", o->cosine ? "cosine" : "constant");
     free(p->train_json);
     p->train_json = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -524,6 +525,10 @@ aec_status train_photo_run(const train_options *o, aec_error *err)
         int level = (int)(aec_random_next(&t.rng) % (uint64_t)p->cfg.levels);
         photo_step r = photo_trainer_step(&t, level);
         step++;
+        if (o->cosine) /* decay to 0 over the run: its steps, or else its seconds */
+            opt.lr = (float)(o->lr * 0.5 *
+                             (1 + cos(M_PI * (o->max_steps > 0 ? (double)step / o->max_steps
+                                                               : elapsed / o->max_seconds))));
         photo_trainer_update(&t, &opt, step);
         sum_loss += r.loss, sum_bpp += r.bpp, sum_psnr += 10.0 * log10(1.0 / (r.mse + 1e-12));
         window++;
