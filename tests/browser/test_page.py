@@ -176,6 +176,8 @@ def main(argv):
         check(stats["s-bytes"].split()[0].isdigit() and int(stats["s-bytes"].split()[0]) > 28,
               f"latent bytes shown: {stats['s-bytes']}")
         check(all(stats[k] for k in stats), "every number is shown")
+        check(any(k in stats["s-score"] for k in ("reconstruction", "catface", "combined")),
+              f"the anomaly score says which it is: {stats['s-score']}")
         check(wd.js("return document.getElementById('heatmap').naturalWidth") == 48,
               "the anomaly heatmap is shown")
         check(not wd.js("return document.getElementById('error').classList.contains('shown')"),
