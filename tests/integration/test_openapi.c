@@ -269,6 +269,33 @@ static void capture_uncalibrated(manifest *m)
     free(png);
 }
 
+/* The shipped default model, whose anomaly score has the cat-face part: its
+ * /v1/model, /anomaly of a photo (combined, and ?score=catface) and of a
+ * thumbnail (reconstruction); a model without the part refuses
+ * ?score=catface (422). */
+static void capture_catface(manifest *m, const char *plain)
+{
+    char shipped[600];
+    const char *src = getenv("AEC_SOURCE_DIR");
+    snprintf(shipped, sizeof shipped, "%s/models/default.safetensors", src ? src : ".");
+    aecd_proc p;
+    harness_start(&p, shipped, NULL, NULL);
+    size_t n, tn;
+    uint8_t *photo = harness_png(128, 96, 5, &n), *thumb = harness_png(48, 48, 6, &tn);
+    http_opts big = {.content_type = "image/png", .body = photo, .len = n};
+    http_opts small = {.content_type = "image/png", .body = thumb, .len = tn};
+    capture(m, &p, "GET", "/v1/model", NULL, 200);
+    capture(m, &p, "POST", "/anomaly", &big, 200);
+    capture(m, &p, "POST", "/anomaly?score=catface", &big, 200);
+    capture(m, &p, "POST", "/anomaly", &small, 200);
+    CHECK(harness_stop(&p) == 0, "exit 0");
+    harness_start(&p, plain, NULL, NULL);
+    capture(m, &p, "POST", "/anomaly?score=catface", &big, 422);
+    CHECK(harness_stop(&p) == 0, "exit 0");
+    free(photo);
+    free(thumb);
+}
+
 /* A codec model: its /v1/model, coded /encode (JSON and binary), /decode of
  * a stream, and a corrupt stream's 422. */
 static void capture_codec(manifest *m)
@@ -376,6 +403,7 @@ int main(void)
     CHECK(harness_stop(&p) == 0, "exit 0");
     capture_auth_and_overload(&m, model);
     capture_uncalibrated(&m);
+    capture_catface(&m, model);
     capture_codec(&m);
     capture_photo(&m);
     fprintf(stderr, "test_openapi: %d responses captured\n", m.n);
