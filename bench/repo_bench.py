@@ -85,7 +85,7 @@ async def request(port, raw):
 
 async def bench_reload(args, folder):
     a = open(os.path.join(ROOT, "models", "default.safetensors"), "rb").read()
-    b = open(os.path.join(ROOT, "models", "codec-360.safetensors"), "rb").read()
+    b = open(os.path.join(ROOT, "models", "codec-280.safetensors"), "rb").read()
     live = os.path.join(folder, "default.safetensors")
     replace(a, live)
     proc, port = start_aecd(folder, [])
