@@ -27,14 +27,16 @@
  * the fraction of calibration cats at least as unusual:
  *
  *   catface        u_f = -log10 P(e' <= e)     (too little face)
- *   reconstruction u_r = -log10 P(s' >= s)     (s: the score above)
+ *   reconstruction u_r = -log10 P(s' >= s)     (s: the score above, s' over
+ *                                               the same calibration photos)
  *   combined       u_f + u_r   (Fisher's way of joining two tests: -log10
  *                  of the product of their tail fractions)
  *
- * (P from the calibration quantiles, never below 1/(count+1)). Each kind has
- * its own quantiles and p99 threshold, measured on the same calibration
- * photos. The face part needs an image of some size: /anomaly uses it when
- * the upload's shorter side is at least AEC_CATFACE_MIN_SIDE.
+ * (P from quantiles over the face part's calibration photos, at their own
+ * size like an upload, never below 1/(count + 1)). Each kind has its own
+ * quantiles and p99 threshold, measured on the same photos. The face part
+ * needs an image of some size: /anomaly uses it when the upload's shorter
+ * side is at least AEC_CATFACE_MIN_SIDE.
  */
 #ifndef AEC_ANOMALY_H
 #define AEC_ANOMALY_H
@@ -73,7 +75,9 @@ typedef struct {
 typedef struct {
     aec_cascade *cascade; /* NULL: no face part */
     long count;           /* calibration photos */
-    aec_anomaly_dist evidence, catface, combined;
+    /* over the calibration photos: their evidence, their reconstruction
+     * scores, and the two scores built on them */
+    aec_anomaly_dist evidence, reconstruction, catface, combined;
 } aec_anomaly_face;
 
 typedef struct {
@@ -97,9 +101,9 @@ typedef struct {
 } aec_anomaly_result;
 
 /* Parses m->anomaly_json: calibrated = 0 when absent, and also (with a
- * note, still AEC_OK) when its fields are not this version's. Fails only
- * when out of memory or when the "catface" part is malformed. Free with
- * aec_anomaly_calib_free. */
+ * note, still AEC_OK) when its fields are not this version's; a malformed
+ * "catface" part is left out, also with a note (the reconstruction score
+ * stays). Fails only when out of memory. Free with aec_anomaly_calib_free. */
 aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err);
 void aec_anomaly_calib_free(aec_anomaly_calib *c);
 

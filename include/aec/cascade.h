@@ -11,7 +11,7 @@
  * (aec_cascade_to_json / aec_cascade_from_json), so a model file carries its
  * whole score and the daemon needs no OpenCV at all.
  *
- * aec_cascade_scan looks at every window of an image pyramid the way OpenCV's
+ * aec_cascade_scan looks at every window of an image pyramid much as OpenCV's
  * detectMultiScale does (scale step 1.1, window step 2 pixels, 1 when the
  * scale is above 2; each window normalized by its standard deviation) and
  * sums up the evidence in one number:
@@ -21,7 +21,8 @@
  *              at the stage that rejected it)                    otherwise
  *
  * where group is the size of the largest cluster of windows that passed
- * (lying on one another, OpenCV's groupRectangles rule): a face makes many
+ * (lying on one another: OpenCV's groupRectangles rule, every edge within
+ * 0.2 of the smaller side, applied transitively): a face makes many
  * neighbouring windows pass, a texture scattered single ones. So it grows
  * with how strongly one place looks like a cat's face and, below that, with
  * how far the best window got. The image is first resized
@@ -43,10 +44,9 @@
 #define AEC_CASCADE_MAX_WINDOW 64     /* window side in pixels */
 #define AEC_CASCADE_MAX_HITS 4096     /* windows kept for grouping */
 
-/* What aec_cascade_scan allocates at most (its working images). */
-#define AEC_CASCADE_SCAN_BYTES                                                                     \
-    ((size_t)(AEC_CASCADE_SIDE + 1) * (AEC_CASCADE_SIDE + 1) * 17 + AEC_CASCADE_MAX_HITS * 16 +    \
-     AEC_CASCADE_MAX_STUMPS * 80)
+/* What aec_cascade_scan allocates at most for a w x h image: its working
+ * images, and the first resize's float rows (h x AEC_CASCADE_SIDE x 3). */
+size_t aec_cascade_scan_bytes(int w, int h);
 
 typedef struct aec_cascade aec_cascade;
 
@@ -71,8 +71,7 @@ void aec_cascade_free(aec_cascade *c);
 int aec_cascade_stages(const aec_cascade *c);
 
 /* Scans img (any size up to the caller's pixel limit; resized first, see
- * above). Allocates only working images of at most AEC_CASCADE_SIDE^2
- * pixels. */
+ * above). Allocates at most aec_cascade_scan_bytes(width, height). */
 aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_cascade_result *out,
                             aec_error *err);
 

@@ -302,10 +302,11 @@ aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c
     cJSON *o = cJSON_Parse(m->anomaly_json);
     int ok = cJSON_IsObject(o);
     double count = 0;
-    ok = ok && get_num(o, "count", &count) && count >= 1 && get_num(o, "mean", &c->mean) &&
-         get_num(o, "std", &c->std) && get_num(o, "p50", &c->p50) && get_num(o, "p90", &c->p90) &&
-         get_num(o, "p95", &c->p95) && get_num(o, "p99", &c->p99) && get_num(o, "max", &c->max) &&
-         get_num(o, "threshold", &c->threshold) && c->threshold >= 0 &&
+    ok = ok && get_num(o, "count", &count) && count >= 1 && count <= 1e12 &&
+         get_num(o, "mean", &c->mean) && get_num(o, "std", &c->std) && get_num(o, "p50", &c->p50) &&
+         get_num(o, "p90", &c->p90) && get_num(o, "p95", &c->p95) && get_num(o, "p99", &c->p99) &&
+         get_num(o, "max", &c->max) && get_num(o, "threshold", &c->threshold) &&
+         c->threshold >= 0 &&
          get_vec(cJSON_GetObjectItemCaseSensitive(o, "feature_mean"), c->mean_f, N) &&
          get_vec(cJSON_GetObjectItemCaseSensitive(o, "quantiles"), c->quantiles,
                  AEC_ANOMALY_QUANTILES);
@@ -394,14 +395,34 @@ static double surprise(double fraction, long count)
     return -log10(fraction > lo ? fraction : lo);
 }
 
-static double face_surprise(const aec_anomaly_calib *c, double evidence)
+/* P(X <= x) from 101 quantiles q: ties count in full (the top of a run of
+ * equal quantiles), linear between distinct ones. */
+static double fraction_at_most(const double *q, double x)
 {
-    return surprise(percentile_in(c->face.evidence.q, evidence) / 100, c->face.count);
+    if (x < q[0])
+        return 0;
+    int i = AEC_ANOMALY_QUANTILES - 1;
+    while (i > 0 && q[i] > x)
+        i--;
+    if (i == AEC_ANOMALY_QUANTILES - 1)
+        return 1;
+    double span = q[i + 1] - q[i]; /* > 0: q[i] <= x < q[i + 1] */
+    return (i + (x - q[i]) / span) / 100;
 }
 
+/* Too little face: the calibration cats with no more evidence. */
+static double face_surprise(const aec_anomaly_calib *c, double evidence)
+{
+    return surprise(fraction_at_most(c->face.evidence.q, evidence), c->face.count);
+}
+
+/* Too unusual a reconstruction: the calibration photos (the face part's,
+ * at their own size like an upload, not the trainer's thumbnails) scoring
+ * at least as high (percentile_in is P(X < x), the bottom of a run of
+ * ties). */
 static double recon_surprise(const aec_anomaly_calib *c, double score)
 {
-    return surprise(1 - percentile_in(c->quantiles, score) / 100, c->face.count);
+    return surprise(1 - percentile_in(c->face.reconstruction.q, score) / 100, c->face.count);
 }
 
 void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, aec_anomaly_kind kind,
@@ -446,14 +467,17 @@ static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error 
 {
     double count = 0;
     const cJSON *casc = cJSON_GetObjectItemCaseSensitive(o, "cascade");
-    if (!cJSON_IsObject(o) || !get_num(o, "count", &count) || count < 1 ||
+    if (!cJSON_IsObject(o) || !get_num(o, "count", &count) || count < 1 || count > 1e12 ||
         !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "evidence"), &f->evidence) ||
         !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "catface"), &f->catface) ||
         !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "combined"), &f->combined) ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "reconstruction"),
+                        &f->reconstruction) ||
         !cJSON_IsObject(casc))
-        return aec_fail(err, AEC_ERR_FORMAT,
-                        "needs count, cascade, and evidence, catface, combined (threshold, "
-                        "ascending quantiles)");
+        return aec_fail(
+            err, AEC_ERR_FORMAT,
+            "needs count, cascade, and evidence, reconstruction, catface, combined (threshold, "
+            "ascending quantiles)");
     char *text = cJSON_PrintUnformatted(casc);
     if (!text)
         return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
@@ -487,6 +511,8 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     }
     memcpy(v, evidence, sizeof(double) * n);
     dist_of(v, n, &t.face.evidence);
+    memcpy(v, recon_score, sizeof(double) * n);
+    dist_of(v, n, &t.face.reconstruction);
     for (size_t i = 0; i < n; i++) {
         double uf = face_surprise(&t, evidence[i]), ur = recon_surprise(&t, recon_score[i]);
         v[i] = uf;
@@ -501,6 +527,7 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     cJSON_AddNumberToObject(face, "min_side", AEC_CATFACE_MIN_SIDE);
     cJSON_AddNumberToObject(face, "count", (double)n);
     cJSON_AddItemToObject(face, "evidence", dist_json(&t.face.evidence));
+    cJSON_AddItemToObject(face, "reconstruction", dist_json(&t.face.reconstruction));
     cJSON_AddItemToObject(face, "catface", dist_json(&t.face.catface));
     cJSON_AddItemToObject(face, "combined", dist_json(&t.face.combined));
     cJSON_AddItemToObject(face, "cascade", casc_obj);

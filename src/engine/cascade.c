@@ -590,11 +590,13 @@ static void level_stumps(const aec_cascade *c, int s, level_stump *out)
 #define BOX(p, o) ((p)[(o)[3]] - (p)[(o)[1]] - (p)[(o)[2]] + (p)[(o)[0]])
 
 /* Stages passed by the window at (x, y), plus exp(sum - threshold) of the
- * stage that rejected it; n_stages when it passed them all. norm holds the
+ * stage that rejected it; n_stages when it passed them all (*passed = 1:
+ * said apart, since k + exp(...) may round up to k + 1). norm holds the
  * offsets of the window's inner rectangle (1 pixel in from its edges). */
 static double window_depth(const aec_cascade *c, const level_stump *ls, const int32_t *sum,
-                           const int64_t *sq, int s, int x, int y, const int32_t *norm)
+                           const int64_t *sq, int s, int x, int y, const int32_t *norm, int *passed)
 {
+    *passed = 0;
     const int32_t *p = sum + (size_t)y * s + x;
     const int64_t *q = sq + (size_t)y * s + x;
     double area = (double)(c->win_w - 2) * (c->win_h - 2);
@@ -611,9 +613,12 @@ static double window_depth(const aec_cascade *c, const level_stump *ls, const in
                 v += t->weight[2] * (double)BOX(p, t->off[2]);
             total += v * inv < t->threshold ? t->left : t->right;
         }
-        if (total < st->threshold)
-            return k + exp(total - st->threshold);
+        if (total < st->threshold) {
+            double d = k + exp(total - st->threshold);
+            return d < k + 1 ? d : nextafter(k + 1.0, 0.0);
+        }
     }
+    *passed = 1;
     return c->n_stages;
 }
 
@@ -630,7 +635,7 @@ static int find_root(int *parent, int i)
 }
 
 /* The largest group of hits that lie on one another (OpenCV's
- * groupRectangles rule: corners and sizes within 0.2 of the mean side), by
+ * groupRectangles rule: both corners within 0.2 of the smaller side), by
  * union-find over all pairs. parent has n entries. */
 static long largest_group(const hit *h, int n, int *parent)
 {
@@ -639,8 +644,10 @@ static long largest_group(const hit *h, int n, int *parent)
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++) {
             double delta = 0.2 * (h[i].side < h[j].side ? h[i].side : h[j].side);
+            int dx2 = h[i].x + h[i].side - h[j].x - h[j].side;
+            int dy2 = h[i].y + h[i].side - h[j].y - h[j].side;
             if (abs(h[i].x - h[j].x) <= delta && abs(h[i].y - h[j].y) <= delta &&
-                abs(h[i].side - h[j].side) <= delta)
+                abs(dx2) <= delta && abs(dy2) <= delta)
                 parent[find_root(parent, i)] = find_root(parent, j);
         }
     long best = 0;
@@ -656,6 +663,15 @@ static long largest_group(const hit *h, int n, int *parent)
             best = k;
     }
     return best;
+}
+
+size_t aec_cascade_scan_bytes(int w, int h)
+{
+    (void)w; /* the first resize keeps h rows of AEC_CASCADE_SIDE (or fewer) pixels */
+    size_t ipx = (size_t)(AEC_CASCADE_SIDE + 1) * (AEC_CASCADE_SIDE + 1);
+    return ipx * 17 + AEC_CASCADE_MAX_HITS * (sizeof(hit) + sizeof(int)) +
+           AEC_CASCADE_MAX_STUMPS * sizeof(level_stump) +
+           (size_t)(h > 0 ? h : 0) * AEC_CASCADE_SIDE * 3 * sizeof(float);
 }
 
 aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_cascade_result *out,
@@ -698,9 +714,10 @@ aec_status aec_cascade_scan(const aec_cascade *c, const aec_rgb_image *img, aec_
                            (c->win_h - 1) * s + c->win_w - 1};
         for (int y = 0; y + c->win_h <= sh; y += step)
             for (int x = 0; x + c->win_w <= sw; x += step) {
-                double d = window_depth(c, ls, sum, sq, s, x, y, norm);
+                int passed;
+                double d = window_depth(c, ls, sum, sq, s, x, y, norm, &passed);
                 out->windows++;
-                if (d >= c->n_stages) {
+                if (passed) {
                     out->detections++;
                     if (nhits < AEC_CASCADE_MAX_HITS)
                         hits[nhits++] = (hit){(int)lround(x * factor), (int)lround(y * factor),

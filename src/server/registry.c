@@ -243,6 +243,8 @@ static aec_status version_load(aecd_registry *r, const char *name, const char *p
     snprintf(where, sizeof where, "%s: anomaly calibration", path);
     if (s == AEC_OK && (s = aec_anomaly_calib_from_model(m, &v->calib, err)) != AEC_OK)
         aec_error_prefix(err, where);
+    if (s == AEC_OK && v->calib.note[0])
+        aecd_logf(AECD_LOG_WARN, "%s: %s", path, v->calib.note);
     snprintf(where, sizeof where, "%s: codec tables", path);
     if (s == AEC_OK && aec_model_has_codec(m) &&
         (s = aec_codec_create(&v->codec, m, err)) != AEC_OK)

@@ -292,7 +292,7 @@ static aecd_stage image_prepare(aecd_request *req)
     char what[64];
     snprintf(what, sizeof what, "decoding a %dx%d image", w, h);
     size_t tensors = (in_count + out_count) * sizeof(float);
-    size_t work = peak + (want_face ? AEC_CASCADE_SCAN_BYTES : 0);
+    size_t work = peak + (want_face ? aec_cascade_scan_bytes(w, h) : 0);
     if (aecd_request_reserve(req, work + tensors, what) != 0 ||
         alloc_tensors(req, in_count, out_count) != 0)
         return AECD_STAGE_DONE;
@@ -797,7 +797,7 @@ static void anomaly_finish(aecd_request *req)
     aec_anomaly_score(&v->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
                       p->has_threshold ? p->threshold : -1.0, &r);
     aec_anomaly_kind kind = req->has_face
-                                ? (p->has_score ? (aec_anomaly_kind)p->score : AEC_SCORE_COMBINED)
+                                ? (p->has_score ? (aec_anomaly_kind)p->score : AEC_SCORE_CATFACE)
                                 : AEC_SCORE_RECONSTRUCTION;
     int calibrated = v->calib.calibrated;
     int has_thr = p->has_threshold || calibrated;

@@ -5,8 +5,9 @@
  * its left, and the "cat-face cascade" (OpenCV's XML format, written here)
  * finds dark-to-bright edges: `aec-train --calibrate-catface` calibrates the
  * trained test model on 30 such photos, aecd serves the result, and:
- *   - a large photo gets the combined score (score_kind, catface.evidence),
- *     and a mirrored one (no edge the cascade likes) is anomalous by catface;
+ *   - a large photo gets the catface score (score_kind, catface.evidence),
+ *     or the combined one when asked, and a mirrored one (no edge the
+ *     cascade likes) is anomalous by catface;
  *   - a thumbnail below 96 px gets the reconstruction score, unless ?score=
  *     asks for another;
  *   - ?score=catface on a model without the part is 422 unsupported_model;
@@ -121,12 +122,17 @@ static void calibrated_face(const char *model, const char *dir)
     uint8_t *cat = photo(130, 100, 60, 0, 99, &len);
     cJSON *j = anomaly(&p, "", cat, len, 200);
     const cJSON *face = cJSON_GetObjectItemCaseSensitive(j, "catface");
-    CHECK(!strcmp(str(j, "score_kind"), "combined"), "a large photo: the combined score (%s)",
+    CHECK(!strcmp(str(j, "score_kind"), "catface"), "a large photo: the catface score (%s)",
           str(j, "score_kind"));
     CHECK(num(face, "detections") > 0 && num(face, "evidence") > 1,
           "with the cascade's evidence: %g, %g detections", num(face, "evidence"),
           num(face, "detections"));
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "calibrated")), "calibrated");
+    cJSON_Delete(j);
+    j = anomaly(&p, "?score=combined", cat, len, 200);
+    CHECK(!strcmp(str(j, "score_kind"), "combined") &&
+              cJSON_GetObjectItemCaseSensitive(j, "catface"),
+          "?score=combined");
     cJSON_Delete(j);
     j = anomaly(&p, "?score=catface", cat, len, 200);
     CHECK(!strcmp(str(j, "score_kind"), "catface") &&

@@ -205,9 +205,10 @@ static void face_score(void)
 {
     aec_anomaly_calib c = {0};
     c.calibrated = 1;
+    c.count = 99;
     c.face.count = 99;
     for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++) {
-        c.quantiles[i] = i;                   /* reconstruction scores 0..100 */
+        c.face.reconstruction.q[i] = i;       /* reconstruction scores 0..100 */
         c.face.evidence.q[i] = 20 + i / 10.0; /* evidence 20..30 */
         c.face.catface.q[i] = i / 50.0;
         c.face.combined.q[i] = i / 25.0;
@@ -226,6 +227,16 @@ static void face_score(void)
     aec_anomaly_score_face(&c, 25, AEC_SCORE_COMBINED, -1, &cb);
     CHECK(fabs(cb.score - (-log10(0.5) - log10(0.05))) < 1e-9,
           "combined: the two surprises add up: %g", cb.score);
+    /* ties: evidence takes few values once windows pass every stage; the
+     * cats at exactly e count in P(e' <= e) */
+    for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++)
+        c.face.evidence.q[i] = i < 40 ? 19.5 : i < 80 ? 21 : 22;
+    aec_anomaly_result tie = {.score = 50}, below = {.score = 50};
+    aec_anomaly_score_face(&c, 21, AEC_SCORE_CATFACE, -1, &tie);
+    aec_anomaly_score_face(&c, 19.4, AEC_SCORE_CATFACE, -1, &below);
+    CHECK(fabs(tie.score - -log10(0.79)) < 1e-9, "a tie counts in full: P = 0.79 (%g)",
+          pow(10, -tie.score));
+    CHECK(fabs(below.score - 2) < 1e-9, "below every cat: the cap");
     CHECK(aec_anomaly_kind_parse("catface") == AEC_SCORE_CATFACE &&
               aec_anomaly_kind_parse("combined") == AEC_SCORE_COMBINED &&
               aec_anomaly_kind_parse("reconstruction") == AEC_SCORE_RECONSTRUCTION &&
