@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -278,6 +279,10 @@ static void capture_catface(manifest *m, const char *plain)
     char shipped[600];
     const char *src = getenv("AEC_SOURCE_DIR");
     snprintf(shipped, sizeof shipped, "%s/models/default.safetensors", src ? src : ".");
+    if (access(shipped, R_OK) != 0) { /* e.g. the container's build stage has no models/ */
+        fprintf(stderr, "test_openapi: skipping the cat-face captures: %s is missing\n", shipped);
+        return;
+    }
     aecd_proc p;
     harness_start(&p, shipped, NULL, NULL);
     size_t n, tn;
