@@ -192,14 +192,6 @@ static int invert(double a[AEC_ANOMALY_FEATURES][AEC_ANOMALY_FEATURES],
     return 1;
 }
 
-static cJSON *number_array(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 aec_status aec_anomaly_calibrate(const aec_anomaly_features *f, size_t n, char **json,
                                  aec_error *err)
 {
@@ -240,10 +232,10 @@ aec_status aec_anomaly_calibrate(const aec_anomaly_features *f, size_t n, char *
                             "squared Mahalanobis distance of (log mse, log mse_blur2, "
                             "log mse_blur4, log mse_blur8) from the calibration images");
     cJSON_AddNumberToObject(o, "count", (double)n);
-    cJSON_AddItemToObject(o, "feature_mean", number_array(c.mean_f, N));
+    cJSON_AddItemToObject(o, "feature_mean", cJSON_CreateDoubleArray(c.mean_f, N));
     cJSON *rows = cJSON_AddArrayToObject(o, "feature_inv_cov");
     for (int i = 0; i < N; i++)
-        cJSON_AddItemToArray(rows, number_array(c.inv_cov[i], N));
+        cJSON_AddItemToArray(rows, cJSON_CreateDoubleArray(c.inv_cov[i], N));
     cJSON_AddNumberToObject(o, "mean", mean);
     cJSON_AddNumberToObject(o, "std", sqrt(var));
     cJSON_AddNumberToObject(o, "p50", quantile(s, n, 0.50));
@@ -257,7 +249,7 @@ aec_status aec_anomaly_calibrate(const aec_anomaly_features *f, size_t n, char *
     double q[AEC_ANOMALY_QUANTILES];
     for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++)
         q[i] = quantile(s, n, i / 100.0);
-    cJSON_AddItemToObject(o, "quantiles", number_array(q, AEC_ANOMALY_QUANTILES));
+    cJSON_AddItemToObject(o, "quantiles", cJSON_CreateDoubleArray(q, AEC_ANOMALY_QUANTILES));
     free(s);
     *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -450,7 +442,7 @@ static cJSON *dist_json(const aec_anomaly_dist *d)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "threshold", d->threshold);
     cJSON_AddStringToObject(o, "threshold_rule", "p99");
-    cJSON_AddItemToObject(o, "quantiles", number_array(d->q, AEC_ANOMALY_QUANTILES));
+    cJSON_AddItemToObject(o, "quantiles", cJSON_CreateDoubleArray(d->q, AEC_ANOMALY_QUANTILES));
     return o;
 }
 

@@ -383,29 +383,21 @@ done:
 
 /* ---- the JSON form ---------------------------------------------------------------- */
 
-static cJSON *floats(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 char *aec_cascade_to_json(const aec_cascade *c)
 {
     cJSON *o = cJSON_CreateObject();
     double win[2] = {c->win_w, c->win_h};
-    cJSON_AddItemToObject(o, "window", floats(win, 2));
+    cJSON_AddItemToObject(o, "window", cJSON_CreateDoubleArray(win, 2));
     cJSON *a = cJSON_AddArrayToObject(o, "stages");
     for (int i = 0; i < c->n_stages; i++) {
         double v[2] = {c->stages[i].threshold, c->stages[i].count};
-        cJSON_AddItemToArray(a, floats(v, 2));
+        cJSON_AddItemToArray(a, cJSON_CreateDoubleArray(v, 2));
     }
     a = cJSON_AddArrayToObject(o, "stumps");
     for (int i = 0; i < c->n_stumps; i++) {
         const cascade_stump *t = &c->stumps[i];
         double v[4] = {t->feature, t->threshold, t->left, t->right};
-        cJSON_AddItemToArray(a, floats(v, 4));
+        cJSON_AddItemToArray(a, cJSON_CreateDoubleArray(v, 4));
     }
     a = cJSON_AddArrayToObject(o, "features");
     for (int i = 0; i < c->n_features; i++) {
@@ -416,7 +408,7 @@ char *aec_cascade_to_json(const aec_cascade *c)
             double one[5] = {r->x, r->y, r->w, r->h, r->weight};
             memcpy(v + 5 * k, one, sizeof one);
         }
-        cJSON_AddItemToArray(a, floats(v, 5 * f->rects));
+        cJSON_AddItemToArray(a, cJSON_CreateDoubleArray(v, 5 * f->rects));
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
