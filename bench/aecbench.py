@@ -27,14 +27,14 @@ def eval_rows(model, files):
     return [line.split("\t") for line in out.splitlines()[1:]]
 
 
-def start_aecd(models_dir, tmp):
+def start_aecd(models_dir, tmp, extra=()):
     """One aecd serving models_dir on a free loopback port (log and port file
-    in tmp); returns (process, port)."""
+    in tmp; extra: more command-line options); returns (process, port)."""
     aecd = os.environ.get("AECD", os.path.join(ROOT, "build", "aecd"))
     pf = os.path.join(tmp, "port")
     log = open(os.path.join(tmp, "aecd.log"), "w")
     p = subprocess.Popen([aecd, "--models", models_dir, "--port", "0", "--port-file", pf,
-                          "--log-level", "warn"], stdout=log, stderr=log)
+                          "--log-level", os.environ.get("AEC_LOG", "warn"), *extra], stdout=log, stderr=log)
     for _ in range(600):
         if os.path.exists(pf) and open(pf).read().strip():
             return p, int(open(pf).read())

@@ -1,7 +1,8 @@
 /* budget.c - the memory budget (see budget.h). One mutex and one condition
  * variable (CLOCK_MONOTONIC); waiters queue in arrival order (a list of
  * nodes on their own stacks) and only the first may take memory, so a large
- * reservation is not starved by a stream of small ones. */
+ * reservation is not starved by a stream of small ones; only the smallest
+ * may pass it, within a lane of their own (budget.h). */
 #include "budget.h"
 
 #include <errno.h>
@@ -13,12 +14,14 @@
 
 typedef struct waiter {
     struct waiter *next;
+    size_t bytes;
 } waiter;
 
 struct aecd_budget {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t limit, used, peak;
+    size_t passed;       /* of used: held by reservations that passed a waiter */
     waiter *head, *tail; /* who waits, first come first */
     long waiting;
     int stopped;
@@ -77,12 +80,38 @@ static struct timespec to_timespec(uint64_t ns)
     return ts;
 }
 
-aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t deadline_ns)
+/* Whether a reservation that is not first in line may take bytes now: a
+ * small one, within the lane, while the first waiter would still fit once
+ * everything outside the lane is released. */
+size_t aecd_budget_small(const aecd_budget *b)
 {
+    size_t s = b->limit / AECD_BUDGET_SMALL_DIV;
+    return s < AECD_BUDGET_SMALL_MAX ? s : AECD_BUDGET_SMALL_MAX;
+}
+
+static int may_pass(const aecd_budget *b, size_t bytes)
+{
+    size_t lane = b->limit / AECD_BUDGET_LANE_DIV;
+    return bytes <= aecd_budget_small(b) && b->passed + bytes <= lane &&
+           b->head->bytes <= b->limit - lane && b->limit - b->used >= bytes;
+}
+
+/* 1 when me may take its bytes now (*passed: by passing the first waiter). */
+static int can_go(const aecd_budget *b, const waiter *me, int *passed)
+{
+    if (b->head == me)
+        return b->limit - b->used >= me->bytes;
+    return *passed = may_pass(b, me->bytes);
+}
+
+aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t deadline_ns,
+                                       int *passed)
+{
+    *passed = 0;
     if (bytes > b->limit)
         return AECD_BUDGET_NEVER;
     pthread_mutex_lock(&b->mu);
-    waiter me = {NULL};
+    waiter me = {NULL, bytes};
     if (b->tail)
         b->tail->next = &me;
     else
@@ -91,9 +120,9 @@ aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t de
     b->waiting++;
     aecd_budget_result r = AECD_BUDGET_OK;
     struct timespec until = to_timespec(deadline_ns);
-    while (!b->stopped && (b->head != &me || b->limit - b->used < bytes)) {
+    while (!b->stopped && !can_go(b, &me, passed)) {
         if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT && !b->stopped &&
-            (b->head != &me || b->limit - b->used < bytes)) {
+            !can_go(b, &me, passed)) {
             r = AECD_BUDGET_TIMEOUT;
             break;
         }
@@ -102,9 +131,12 @@ aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t de
         r = AECD_BUDGET_STOPPED;
     if (r == AECD_BUDGET_OK) {
         b->used += bytes;
+        if (*passed)
+            b->passed += bytes;
         if (b->used > b->peak)
             b->peak = b->used;
-    }
+    } else
+        *passed = 0;
     unlink_waiter(b, &me);
     b->waiting--;
     pthread_cond_broadcast(&b->cv); /* the next one may fit now */
@@ -112,12 +144,14 @@ aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t de
     return r;
 }
 
-void aecd_budget_release(aecd_budget *b, size_t bytes)
+void aecd_budget_release(aecd_budget *b, size_t bytes, int passed)
 {
     if (!bytes)
         return;
     pthread_mutex_lock(&b->mu);
     b->used = bytes > b->used ? 0 : b->used - bytes;
+    if (passed)
+        b->passed = bytes > b->passed ? 0 : b->passed - bytes;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }

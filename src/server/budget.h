@@ -5,7 +5,14 @@
  * it when that memory is freed. A reservation that does not fit now waits
  * (first come, first served) until others release enough, or its deadline
  * passes; one larger than the whole budget never fits and is refused at
- * once. Request bodies are bounded separately (--max-buffered), and so is
+ * once. The one exception to the order: a small reservation (at most
+ * aecd_budget_small: a thumbnail's, or a photo's of a megapixel) may pass those
+ * waiting when the memory is free, as long as the bytes taken that way total
+ * at most limit / AECD_BUDGET_LANE_DIV and the first waiter needs no more
+ * than the rest: it still fits once what is held outside that lane is
+ * released, so passing delays it a little and never starves it, and a
+ * 12 MP photo waiting for memory does not hold up every small request
+ * behind it. Request bodies are bounded separately (--max-buffered), and so is
  * what the models hold (their files and workspaces, fixed once loaded).
  */
 #ifndef AECD_BUDGET_H
@@ -27,10 +34,19 @@ typedef enum {
 aecd_budget *aecd_budget_create(size_t limit);
 void aecd_budget_free(aecd_budget *b);
 
+#define AECD_BUDGET_SMALL_MAX ((size_t)32 << 20) /* small: at most this, */
+#define AECD_BUDGET_SMALL_DIV 16                 /* and at most limit / 16 */
+#define AECD_BUDGET_LANE_DIV 8                   /* the lane: limit / 8 */
+
+/* The largest reservation that counts as small. */
+size_t aecd_budget_small(const aecd_budget *b);
+
 /* Reserves bytes, waiting while they do not fit, until deadline_ns
- * (aec_now_ns() clock). */
-aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t deadline_ns);
-void aecd_budget_release(aecd_budget *b, size_t bytes);
+ * (aec_now_ns() clock). *passed says whether they were taken by passing a
+ * waiter: give them back with the same flag. */
+aecd_budget_result aecd_budget_reserve(aecd_budget *b, size_t bytes, uint64_t deadline_ns,
+                                       int *passed);
+void aecd_budget_release(aecd_budget *b, size_t bytes, int passed);
 /* Wakes every waiter with STOPPED, and refuses from now on. */
 void aecd_budget_stop(aecd_budget *b);
 

@@ -270,8 +270,12 @@ int aecd_request_reserve(aecd_request *req, size_t bytes, const char *what)
     uint64_t until = req->deadline_ns;
     if (!until)
         until = aec_now_ns() + (uint64_t)req->srv->cfg->timeout_s * 1000000000u;
-    switch (aecd_budget_reserve(b, bytes, until)) {
-    case AECD_BUDGET_OK: req->reserved += bytes; return 0;
+    int passed;
+    switch (aecd_budget_reserve(b, bytes, until, &passed)) {
+    case AECD_BUDGET_OK:
+        req->reserved += bytes;
+        req->reserved_passed += passed ? bytes : 0;
+        return 0;
     case AECD_BUDGET_NEVER:
         aecd_reply_error(req, 413, "image_too_large",
                          "%s needs %zu MiB of memory; this server's --max-memory is %zu MiB", what,
@@ -293,9 +297,16 @@ void aecd_request_unreserve(aecd_request *req, size_t bytes)
 {
     if (bytes > req->reserved)
         bytes = req->reserved;
-    if (bytes && req->srv->budget)
-        aecd_budget_release(req->srv->budget, bytes);
+    /* what was taken in line first, then what passed (either order is right:
+     * the budget only needs each lane's total back) */
+    size_t in_line = req->reserved - req->reserved_passed;
+    size_t a = bytes < in_line ? bytes : in_line, p = bytes - a;
+    if (req->srv->budget) {
+        aecd_budget_release(req->srv->budget, a, 0);
+        aecd_budget_release(req->srv->budget, p, 1);
+    }
     req->reserved -= bytes;
+    req->reserved_passed -= p;
 }
 
 void aecd_request_release(aecd_request *req)

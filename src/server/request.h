@@ -67,8 +67,9 @@ struct aecd_request {
     uint64_t discarded; /* bytes thrown away after the reply was decided */
 
     /* the pipeline */
-    aecd_version *ver; /* the model version it uses (uses_model routes), a reference */
-    size_t reserved;   /* bytes it holds of the memory budget (budget.h) */
+    aecd_version *ver;      /* the model version it uses (uses_model routes), a reference */
+    size_t reserved;        /* bytes it holds of the memory budget (budget.h) */
+    size_t reserved_passed; /* of them: taken by passing a waiter (budget.h) */
     aecd_task task;
     aecd_job job;
     int upstream; /* counted by the batcher as upstream (see aecd_request_submit) */
