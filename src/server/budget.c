@@ -80,15 +80,15 @@ static struct timespec to_timespec(uint64_t ns)
     return ts;
 }
 
-/* Whether a reservation that is not first in line may take bytes now: a
- * small one, within the lane, while the first waiter would still fit once
- * everything outside the lane is released. */
 size_t aecd_budget_small(const aecd_budget *b)
 {
     size_t s = b->limit / AECD_BUDGET_SMALL_DIV;
     return s < AECD_BUDGET_SMALL_MAX ? s : AECD_BUDGET_SMALL_MAX;
 }
 
+/* Whether a reservation that is not first in line may take bytes now: a
+ * small one, within the lane, while the first waiter would still fit once
+ * everything outside the lane is released. */
 static int may_pass(const aecd_budget *b, size_t bytes)
 {
     size_t lane = b->limit / AECD_BUDGET_LANE_DIV;
