@@ -2,9 +2,13 @@
 """AUROC of /anomaly's scores: held-out cats vs dogs and vs non-cat photos.
 
 Posts every photo, at its own size, to one aecd (loopback, a free port)
-serving MODEL, once per score: ?score=reconstruction, catface, combined (the
-default for uploads whose shorter side is at least 96 px; every photo here
-but a few cats is that large). Reports, per group and score kind, AUROC (probability that
+serving MODEL, once per score the model lists in /v1/model:
+?score=reconstruction, catface, rotation (a model with the rotation
+recognizer), combined (the default for uploads whose shorter side is at
+least 96 px when the model has the rotation recognizer; every photo here
+but a few cats is that large). catface is ranked by its evidence and
+rotation by its raw score (their surprises saturate at 1/(n+1) of the
+calibration photos, which would make ties). Reports, per group and score kind, AUROC (probability that
 an anomaly scores above a normal cat; 0.5 is chance) and the share flagged
 anomalous at the model's p99 thresholds.
 
@@ -97,12 +101,14 @@ def post(port, path, query):
         return json.loads(r.read())
 
 
-def score_all(port, files):
+def model_scores(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model", timeout=60) as r:
+        return json.loads(r.read())["scores"]
+
+
+def score_all(port, files, kinds):
     def one(path):
-        rec = post(port, path, "?score=reconstruction")
-        comb = post(port, path, "?score=combined")
-        face = post(port, path, "?score=catface")
-        return rec, comb, face
+        return {k: post(port, path, "?score=" + k) for k in kinds}
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         return list(ex.map(one, files))
 
@@ -115,7 +121,7 @@ def latency(a):
     try:
         for f in cats[:3]:
             post(port, f, "")  # warm up
-        for kind in ("reconstruction", "catface", "combined"):
+        for kind in model_scores(port):
             t = []
             for f in cats:
                 t0 = time.perf_counter()
@@ -159,7 +165,8 @@ def main():
     p, port = start_with(a.model, tmp)
     try:
         t0 = time.time()
-        res = {g: score_all(port, [f if isinstance(f, str) else f[1] for f in fs])
+        kinds = model_scores(port)
+        res = {g: score_all(port, [f if isinstance(f, str) else f[1] for f in fs], kinds)
                for g, fs in (("cats", cats), ("dogs", dogs), ("photos", photos))}
         secs = time.time() - t0
     finally:
@@ -169,13 +176,14 @@ def main():
 
     def scores(group, kind):
         out = []
-        for rec, dflt, face in res[group]:
-            if kind == "reconstruction":
-                out.append((rec["score"], rec["anomalous"]))
-            elif kind == "combined":
-                out.append((dflt["score"], dflt["anomalous"]))
-            else:  # catface: ranked by the evidence itself (its surprise is capped at 1/(n+1))
-                out.append((-face["catface"]["evidence"], face["anomalous"]))
+        for r in res[group]:
+            j = r[kind]
+            if kind == "catface":  # ranked by the evidence itself (see above)
+                out.append((-j["catface"]["evidence"], j["anomalous"]))
+            elif kind == "rotation":  # and by the raw score
+                out.append((j["rotation"]["raw"], j["anomalous"]))
+            else:
+                out.append((j["score"], j["anomalous"]))
         return out
 
     print(f"model {os.path.relpath(a.model, ROOT)}; {len(cats)} held-out cats, {len(dogs)} dogs, "
@@ -183,7 +191,7 @@ def main():
           f"{secs:.0f} s")
     print("| score | AUROC cats vs dogs | AUROC cats vs non-cat photos | cats flagged | dogs flagged | photos flagged |")
     print("|---|---|---|---|---|---|")
-    for kind in ("reconstruction", "catface", "combined"):
+    for kind in kinds:
         c, d, ph = scores("cats", kind), scores("dogs", kind), scores("photos", kind)
         cs, ds, ps = [s for s, _ in c], [s for s, _ in d], [s for s, _ in ph]
 
@@ -193,8 +201,9 @@ def main():
         print(f"| {kind} | {auroc(cs, ds):.3f} | {auroc(cs, ps):.3f} | {flagged(c)} | "
               f"{flagged(d)} | {flagged(ph)} |")
     if "--verbose" in sys.argv:
-        for (src, f), (rec, dflt, _) in zip(photos, res["photos"]):
-            print(src, os.path.basename(f), rec["score"], dflt["score"], dflt.get("catface"))
+        for (src, f), r in zip(photos, res["photos"]):
+            print(src, os.path.basename(f), {k: j["score"] for k, j in r.items()},
+                  r[kinds[-1]].get("catface"), r[kinds[-1]].get("rotation"))
 
 
 if __name__ == "__main__":

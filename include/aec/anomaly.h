@@ -37,6 +37,12 @@
  * quantiles and p99 threshold, measured on the same photos. The face part
  * needs an image of some size: /anomaly uses it when the upload's shorter
  * side is at least AEC_CATFACE_MIN_SIDE.
+ *
+ * The face part may also carry the rotation recognizer (aec/rotation.h),
+ * calibrated on the same photos; then
+ *
+ *   rotation       u_o = -log10 P(r' >= r)     (r: its raw score)
+ *   combined       u_f + u_r + u_o
  */
 #ifndef AEC_ANOMALY_H
 #define AEC_ANOMALY_H
@@ -60,9 +66,10 @@ typedef enum {
     AEC_SCORE_RECONSTRUCTION = 0,
     AEC_SCORE_CATFACE = 1,
     AEC_SCORE_COMBINED = 2,
+    AEC_SCORE_ROTATION = 3,
 } aec_anomaly_kind;
 
-/* "reconstruction", "catface", "combined" -> kind, or -1; and back. */
+/* "reconstruction", "catface", "combined", "rotation" -> kind, or -1; and back. */
 int aec_anomaly_kind_parse(const char *s);
 const char *aec_anomaly_kind_name(aec_anomaly_kind k);
 
@@ -78,6 +85,9 @@ typedef struct {
     /* over the calibration photos: their evidence, their reconstruction
      * scores, and the two scores built on them */
     aec_anomaly_dist evidence, reconstruction, catface, combined;
+    aec_model *rotation; /* NULL: no rotation recognizer */
+    /* with it: its raw scores, and their surprises */
+    aec_anomaly_dist rotation_raw, rotation_surprise;
 } aec_anomaly_face;
 
 typedef struct {
@@ -117,20 +127,26 @@ void aec_anomaly_score(const aec_anomaly_calib *c, const float *image, const flo
                        int h, int w, double threshold, aec_anomaly_result *out);
 
 /* The cat-face part: fills out->score, percentile and normalized for kind
- * (CATFACE or COMBINED) from the evidence of the uploaded image and its
+ * (CATFACE, COMBINED or ROTATION) from the evidence of the uploaded image,
+ * the rotation recognizer's raw score (when c->face.rotation) and its
  * reconstruction score r->score (already set by aec_anomaly_score). Needs
  * c->face.cascade; threshold < 0 uses the calibrated one. */
-void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, aec_anomaly_kind kind,
-                            double threshold, aec_anomaly_result *r);
+void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, double rotation_raw,
+                            aec_anomaly_kind kind, double threshold, aec_anomaly_result *r);
+/* The calibrated threshold of a kind of the face part. */
+double aec_anomaly_face_threshold(const aec_anomaly_calib *c, aec_anomaly_kind kind);
 
-/* Calibrates the face part on n photos of cats (their evidence and their
- * reconstruction score under c) and writes c's aec.anomaly JSON with the
+/* Calibrates the face part on n photos of cats (their evidence, their
+ * reconstruction score under c, and the rotation recognizer's raw score
+ * when rotation is not NULL) and writes c's aec.anomaly JSON with the
  * "catface" object added (or replaced) into *json (malloc'd). source says
- * where the cascade came from. */
+ * where the cascade came from. The recognizer's tensors go into m's extras
+ * (aec_rotation_embed) by the caller. */
 aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_calib *c,
                                       const aec_cascade *cascade, const char *source,
-                                      const double *evidence, const double *recon_score, size_t n,
-                                      char **json, aec_error *err);
+                                      const aec_model *rotation, const double *evidence,
+                                      const double *recon_score, const double *rotation_raw,
+                                      size_t n, char **json, aec_error *err);
 
 /* The score's inputs for one image and its reconstruction. */
 void aec_anomaly_features_of(const float *image, const float *recon, int ch, int h, int w,

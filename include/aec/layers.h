@@ -148,6 +148,12 @@ void aec_leaky_relu_backward(float *dinp, const float *dout, const float *out, s
 /* ---- loss ----------------------------------------------------------------- */
 /* mean over count elements of (out - target)^2; fills dout = d loss / d out */
 float aec_mse_forward_backward(float *dout, const float *out, const float *target, size_t count);
+/* softmax cross-entropy of n rows of `classes` logits against labels[n]:
+ * the mean over rows of -log softmax(row)[label]; fills dlogits (when not
+ * NULL) = (softmax - one_hot(label)) / n. Also the per-row term into nll
+ * when not NULL. */
+double aec_softmax_xent_forward_backward(float *dlogits, double *nll, const float *logits,
+                                         const int *labels, int n, int classes);
 /* mean over count elements of (a - b)^2, accumulated in double */
 double aec_mse_of(const float *a, const float *b, size_t count);
 

@@ -75,6 +75,7 @@ typedef struct aec_model {
     int nlayers;
     aec_layer *layers;
     int latent_index;
+    int network; /* 1: not an autoencoder (aec_model_from_spec_network; aec.network "1") */
     aec_shape input;
     char *layers_json;  /* canonical aec.layers text */
     char *anomaly_json; /* aec.anomaly, or NULL */
@@ -94,6 +95,10 @@ typedef struct aec_model {
  * batchnorm gamma 1, beta 0, running var 1). Validates every layer and shape. */
 aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_c, int in_h,
                                int in_w, int latent_index, aec_error *err);
+/* The same for a network that is not an autoencoder (its output may have
+ * any shape; latent_index 0): the rotation recognizer (aec/rotation.h). */
+aec_status aec_model_from_spec_network(aec_model **out, const char *layers_json, int in_c, int in_h,
+                                       int in_w, aec_error *err);
 /* Glorot-uniform weights, zero biases, from a deterministic generator. */
 void aec_model_init_weights(aec_model *m, uint64_t seed);
 void aec_model_free(aec_model *m);

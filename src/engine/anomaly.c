@@ -7,6 +7,7 @@
  */
 #include "aec/anomaly.h"
 #include "aec/layers.h"
+#include "aec/rotation.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -281,7 +282,8 @@ static int get_vec(const cJSON *a, double *out, int n)
     return 1;
 }
 
-static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error *err);
+static aec_status face_from_json(const aec_model *m, const cJSON *o, aec_anomaly_face *f,
+                                 aec_error *err);
 
 aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c, aec_error *err)
 {
@@ -320,7 +322,7 @@ aec_status aec_anomaly_calib_from_model(const aec_model *m, aec_anomaly_calib *c
         c->calibrated = 1;
         const cJSON *face = cJSON_GetObjectItemCaseSensitive(o, "catface");
         aec_error fe = {{0}};
-        if (face && (st = face_from_json(face, &c->face, &fe)) != AEC_OK) {
+        if (face && (st = face_from_json(m, face, &c->face, &fe)) != AEC_OK) {
             aec_anomaly_calib_free(c);
             memset(&c->face, 0, sizeof c->face);
             snprintf(c->note, sizeof c->note, "aec.anomaly.catface not used: %.150s", fe.msg);
@@ -338,6 +340,8 @@ void aec_anomaly_calib_free(aec_anomaly_calib *c)
 {
     aec_cascade_free(c->face.cascade);
     c->face.cascade = NULL;
+    aec_model_free(c->face.rotation);
+    c->face.rotation = NULL;
 }
 
 /* ---- the cat-face part ------------------------------------------------------------- */
@@ -366,8 +370,8 @@ char *aec_anomaly_public_json(const char *anomaly_json)
 
 int aec_anomaly_kind_parse(const char *s)
 {
-    static const char *names[] = {"reconstruction", "catface", "combined"};
-    for (int i = 0; i < 3; i++)
+    static const char *names[] = {"reconstruction", "catface", "combined", "rotation"};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, names[i]))
             return i;
     return -1;
@@ -377,6 +381,7 @@ const char *aec_anomaly_kind_name(aec_anomaly_kind k)
 {
     return k == AEC_SCORE_CATFACE    ? "catface"
            : k == AEC_SCORE_COMBINED ? "combined"
+           : k == AEC_SCORE_ROTATION ? "rotation"
                                      : "reconstruction";
 }
 
@@ -417,12 +422,32 @@ static double recon_surprise(const aec_anomaly_calib *c, double score)
     return surprise(1 - percentile_in(c->face.reconstruction.q, score) / 100, c->face.count);
 }
 
-void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, aec_anomaly_kind kind,
-                            double threshold, aec_anomaly_result *r)
+/* An unsure recognizer: the calibration photos with a raw score at least as
+ * high. */
+static double rotation_surprise(const aec_anomaly_calib *c, double raw)
+{
+    return surprise(1 - percentile_in(c->face.rotation_raw.q, raw) / 100, c->face.count);
+}
+
+static const aec_anomaly_dist *face_dist(const aec_anomaly_calib *c, aec_anomaly_kind kind)
+{
+    return kind == AEC_SCORE_CATFACE    ? &c->face.catface
+           : kind == AEC_SCORE_ROTATION ? &c->face.rotation_surprise
+                                        : &c->face.combined;
+}
+
+double aec_anomaly_face_threshold(const aec_anomaly_calib *c, aec_anomaly_kind kind)
+{
+    return face_dist(c, kind)->threshold;
+}
+
+void aec_anomaly_score_face(const aec_anomaly_calib *c, double evidence, double rotation_raw,
+                            aec_anomaly_kind kind, double threshold, aec_anomaly_result *r)
 {
     double uf = face_surprise(c, evidence), ur = recon_surprise(c, r->score);
-    const aec_anomaly_dist *d = kind == AEC_SCORE_CATFACE ? &c->face.catface : &c->face.combined;
-    r->score = kind == AEC_SCORE_CATFACE ? uf : uf + ur;
+    double uo = c->face.rotation ? rotation_surprise(c, rotation_raw) : 0;
+    const aec_anomaly_dist *d = face_dist(c, kind);
+    r->score = kind == AEC_SCORE_CATFACE ? uf : kind == AEC_SCORE_ROTATION ? uo : uf + ur + uo;
     r->percentile = percentile_in(d->q, r->score);
     double t = threshold >= 0 ? threshold : d->threshold;
     double norm = t > 0 ? 0.5 * r->score / t : (r->score > 0 ? 1.0 : 0.0);
@@ -455,7 +480,29 @@ static int dist_from_json(const cJSON *o, aec_anomaly_dist *d)
     return ok;
 }
 
-static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error *err)
+/* The rotation recognizer of the face part: its layers here, its tensors
+ * in m's extras. */
+static aec_status rotation_from_json(const aec_model *m, const cJSON *o, aec_anomaly_face *f,
+                                     aec_error *err)
+{
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
+    if (!cJSON_IsObject(o) || !cJSON_IsArray(layers) ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "raw"), &f->rotation_raw) ||
+        !dist_from_json(cJSON_GetObjectItemCaseSensitive(o, "surprise"), &f->rotation_surprise))
+        return aec_fail(err, AEC_ERR_FORMAT,
+                        "rotation needs layers, raw and surprise (threshold, ascending quantiles)");
+    char *text = cJSON_PrintUnformatted(layers);
+    if (!text)
+        return aec_fail(err, AEC_ERR_NOMEM, "out of memory");
+    aec_status st = aec_rotation_from_model(m, text, &f->rotation, err);
+    free(text);
+    if (st)
+        aec_error_prefix(err, "rotation");
+    return st;
+}
+
+static aec_status face_from_json(const aec_model *m, const cJSON *o, aec_anomaly_face *f,
+                                 aec_error *err)
 {
     double count = 0;
     const cJSON *casc = cJSON_GetObjectItemCaseSensitive(o, "cascade");
@@ -476,13 +523,17 @@ static aec_status face_from_json(const cJSON *o, aec_anomaly_face *f, aec_error 
     aec_status st = aec_cascade_from_json(text, &f->cascade, err);
     free(text);
     f->count = (long)count;
+    const cJSON *rot = cJSON_GetObjectItemCaseSensitive(o, "rotation");
+    if (!st && rot)
+        st = rotation_from_json(m, rot, f, err);
     return st;
 }
 
 aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_calib *c,
                                       const aec_cascade *cascade, const char *source,
-                                      const double *evidence, const double *recon_score, size_t n,
-                                      char **json, aec_error *err)
+                                      const aec_model *rotation, const double *evidence,
+                                      const double *recon_score, const double *rotation_raw,
+                                      size_t n, char **json, aec_error *err)
 {
     *json = NULL;
     if (!c->calibrated || !m->anomaly_json)
@@ -496,8 +547,11 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     char *casc = aec_cascade_to_json(cascade);
     cJSON *o = cJSON_Parse(m->anomaly_json), *face = cJSON_CreateObject();
     cJSON *casc_obj = casc ? cJSON_Parse(casc) : NULL;
+    cJSON *rot = rotation ? cJSON_CreateObject() : NULL;
+    cJSON *layers = rotation ? cJSON_Parse(rotation->layers_json) : NULL;
     aec_status st = AEC_OK;
-    if (!v || !casc || !casc_obj || !face || !cJSON_IsObject(o)) {
+    if (!v || !casc || !casc_obj || !face || !cJSON_IsObject(o) ||
+        (rotation && (!rot || !layers))) {
         st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -505,16 +559,28 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     dist_of(v, n, &t.face.evidence);
     memcpy(v, recon_score, sizeof(double) * n);
     dist_of(v, n, &t.face.reconstruction);
+    if (rotation) {
+        memcpy(v, rotation_raw, sizeof(double) * n);
+        dist_of(v, n, &t.face.rotation_raw);
+        t.face.rotation = (aec_model *)rotation; /* read only: marks the part present */
+    }
     for (size_t i = 0; i < n; i++) {
         double uf = face_surprise(&t, evidence[i]), ur = recon_surprise(&t, recon_score[i]);
+        double uo = rotation ? rotation_surprise(&t, rotation_raw[i]) : 0;
         v[i] = uf;
-        v[n + i] = uf + ur;
+        v[n + i] = uf + ur + uo;
+        v[2 * n + i] = uo;
     }
     dist_of(v, n, &t.face.catface);
     dist_of(v + n, n, &t.face.combined);
     cJSON_AddStringToObject(face, "score",
-                            "surprise -log10 P(calibration evidence <= e) of a cat-face cascade's "
-                            "evidence; combined: the sum of it and the reconstruction score's");
+                            rotation ? "surprise -log10 P(calibration evidence <= e) of a cat-face "
+                                       "cascade's evidence; rotation: the surprise of the rotation "
+                                       "recognizer's raw score; combined: the sum of those and "
+                                       "the reconstruction score's"
+                                     : "surprise -log10 P(calibration evidence <= e) of a cat-face "
+                                       "cascade's evidence; combined: the sum of it and the "
+                                       "reconstruction score's");
     cJSON_AddStringToObject(face, "source", source);
     cJSON_AddNumberToObject(face, "min_side", AEC_CATFACE_MIN_SIDE);
     cJSON_AddNumberToObject(face, "count", (double)n);
@@ -524,12 +590,25 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     cJSON_AddItemToObject(face, "combined", dist_json(&t.face.combined));
     cJSON_AddItemToObject(face, "cascade", casc_obj);
     casc_obj = NULL;
+    if (rotation) {
+        dist_of(v + 2 * n, n, &t.face.rotation_surprise);
+        cJSON_AddStringToObject(rot, "score",
+                                "raw: the sum over 4 quarter turns x 2 mirrorings of -ln p(turn)");
+        cJSON_AddItemToObject(rot, "raw", dist_json(&t.face.rotation_raw));
+        cJSON_AddItemToObject(rot, "surprise", dist_json(&t.face.rotation_surprise));
+        cJSON_AddItemToObject(rot, "layers", layers);
+        layers = NULL;
+        cJSON_AddItemToObject(face, "rotation", rot);
+        rot = NULL;
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(o, "catface");
     cJSON_AddItemToObject(o, "catface", face);
     face = NULL;
     if (!(*json = cJSON_PrintUnformatted(o)))
         st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
 done:
+    cJSON_Delete(layers);
+    cJSON_Delete(rot);
     cJSON_Delete(casc_obj);
     cJSON_Delete(face);
     cJSON_Delete(o);

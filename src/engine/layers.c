@@ -772,6 +772,31 @@ float aec_mse_forward_backward(float *dout, const float *out, const float *targe
     return (float)(sum / (double)count);
 }
 
+double aec_softmax_xent_forward_backward(float *dlogits, double *nll, const float *logits,
+                                         const int *labels, int n, int classes)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * (size_t)classes;
+        double max = z[0], total = 0;
+        for (int k = 1; k < classes; k++)
+            max = z[k] > max ? z[k] : max;
+        for (int k = 0; k < classes; k++)
+            total += exp((double)z[k] - max);
+        double log_total = log(total) + max, term = log_total - z[labels[i]];
+        sum += term;
+        if (nll)
+            nll[i] = term;
+        if (dlogits)
+            for (int k = 0; k < classes; k++) {
+                double pk = exp((double)z[k] - log_total);
+                dlogits[(size_t)i * (size_t)classes + k] =
+                    (float)((pk - (k == labels[i])) / (double)n);
+            }
+    }
+    return n > 0 ? sum / n : 0;
+}
+
 double aec_mse_of(const float *a, const float *b, size_t count)
 {
     double sum = 0;

@@ -296,8 +296,9 @@ static aec_status alloc_params(aec_layer *L, int idx, aec_error *err)
     return st;
 }
 
-aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_c, int in_h,
-                               int in_w, int latent_index, aec_error *err)
+/* autoencoder: the output must have as many values as the input. */
+static aec_status from_spec(aec_model **out, const char *layers_json, int in_c, int in_h, int in_w,
+                            int latent_index, int autoencoder, aec_error *err)
 {
     *out = NULL;
     if (!(in_c == 1 || in_c == 3) || in_h < 1 || in_w < 1 || in_h > 4096 || in_w > 4096)
@@ -340,7 +341,7 @@ aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_
         shape = L->out_shape;
     }
     cJSON_Delete(arr);
-    if (!st && aec_shape_count(&shape) != aec_shape_count(&m->input))
+    if (!st && autoencoder && aec_shape_count(&shape) != aec_shape_count(&m->input))
         st = aec_fail(err, AEC_ERR_FORMAT,
                       "the last layer gives %zu values per image but the input has %zu",
                       aec_shape_count(&shape), aec_shape_count(&m->input));
@@ -351,6 +352,21 @@ aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_
     aec_model_update_id(m);
     *out = m;
     return AEC_OK;
+}
+
+aec_status aec_model_from_spec(aec_model **out, const char *layers_json, int in_c, int in_h,
+                               int in_w, int latent_index, aec_error *err)
+{
+    return from_spec(out, layers_json, in_c, in_h, in_w, latent_index, 1, err);
+}
+
+aec_status aec_model_from_spec_network(aec_model **out, const char *layers_json, int in_c, int in_h,
+                                       int in_w, aec_error *err)
+{
+    aec_status st = from_spec(out, layers_json, in_c, in_h, in_w, 0, 0, err);
+    if (!st)
+        (*out)->network = 1;
+    return st;
 }
 
 void aec_model_free(aec_model *m)

@@ -15,6 +15,9 @@
  *   aec.latent   index of the latent layer, decimal
  *   aec.input    {"channels": c, "height": h, "width": w}
  *   aec.anomaly, aec.train, aec.codec   optional JSON objects, kept verbatim
+ *   aec.network  "1" when the layers are a network that is not an
+ *                autoencoder (the rotation recognizer): its output may have
+ *                any shape; optional
  *
  * Loading is strict: every parameter the layers declare must be present with
  * the exact shape, and any tensor that is not a parameter, an ignored
@@ -188,6 +191,12 @@ static aec_status model_from_meta(aec_model **out, const aec_st_file *f, aec_err
         (st = parse_input(input_s, &c, &h, &w, err)) != AEC_OK ||
         (st = precheck_layers(layers, latent, f->data_len, err)) != AEC_OK)
         return st;
+    const char *network = aec_st_meta(f, "aec.network");
+    if (network) {
+        if (strcmp(network, "1") != 0)
+            return aec_fail(err, AEC_ERR_FORMAT, "aec.network '%.20s' is not \"1\"", network);
+        return aec_model_from_spec_network(out, layers, c, h, w, err);
+    }
     return aec_model_from_spec(out, layers, c, h, w, latent, err);
 }
 
@@ -486,9 +495,13 @@ static aec_status serialize_model(const aec_model *m, uint8_t **buf, size_t *len
     snprintf(latent, sizeof latent, "%d", m->latent_index);
     snprintf(input, sizeof input, "{\"channels\": %d, \"height\": %d, \"width\": %d}", m->input.c,
              m->input.h, m->input.w);
-    const char *keys[7] = {"aec.format", "aec.layers", "aec.latent", "aec.input"};
-    const char *values[7] = {"1", m->layers_json, latent, input};
+    const char *keys[8] = {"aec.format", "aec.layers", "aec.latent", "aec.input"};
+    const char *values[8] = {"1", m->layers_json, latent, input};
     int nmeta = 4;
+    if (m->network) {
+        keys[nmeta] = "aec.network";
+        values[nmeta++] = "1";
+    }
     const char *opt_keys[3] = {"aec.anomaly", "aec.train", "aec.codec"};
     const char *opt_values[3] = {m->anomaly_json, m->train_json, m->codec_json};
     for (int i = 0; i < 3; i++)

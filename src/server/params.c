@@ -188,7 +188,7 @@ static int apply(const char *key, const char *val, aecd_params *p, char *msg, si
     } else if (strcmp(key, "score") == 0) {
         p->score = aec_anomaly_kind_parse(val);
         if (p->score < 0) {
-            say(msg, n, "score must be reconstruction, catface or combined (got '%s')",
+            say(msg, n, "score must be reconstruction, catface, rotation or combined (got '%s')",
                 shown(val, sv, sizeof sv));
             return -1;
         }

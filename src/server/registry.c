@@ -174,7 +174,9 @@ static int build_json(aecd_version *v, const aecd_config *cfg)
     free(anomaly);
     aecd_buf_printf(&b, ",\"calibrated\":%s,\"scores\":[\"reconstruction\"%s]",
                     v->calib.calibrated ? "true" : "false",
-                    v->calib.face.cascade ? ",\"catface\",\"combined\"" : "");
+                    !v->calib.face.cascade   ? ""
+                    : v->calib.face.rotation ? ",\"catface\",\"rotation\",\"combined\""
+                                             : ",\"catface\",\"combined\"");
     if (v->calib.note[0]) {
         aecd_buf_puts(&b, ",\"calibration_note\":");
         aecd_buf_json_str(&b, v->calib.note);
@@ -237,7 +239,7 @@ static aec_status version_load(aecd_registry *r, const char *name, const char *p
     if (s == AEC_OK && aec_model_output_count(m) != aec_model_input_count(m))
         s = aec_fail(err, AEC_ERR_FORMAT,
                      "%s: the model's output (%zu values) is not an image of its input shape"
-                     " (%zu values)",
+                     " (%zu values): not an autoencoder",
                      path, aec_model_output_count(m), aec_model_input_count(m));
     char where[4200];
     snprintf(where, sizeof where, "%s: anomaly calibration", path);

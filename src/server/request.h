@@ -78,6 +78,8 @@ struct aecd_request {
     int has_face;
     double face_evidence;
     long face_detections;
+    int has_rotation; /* the rotation recognizer's raw score, when it ran */
+    double rotation_raw;
 
     /* the reply */
     struct MHD_Response *resp;

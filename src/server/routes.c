@@ -37,6 +37,7 @@
 
 #include "aec/anomaly.h"
 #include "aec/cascade.h"
+#include "aec/rotation.h"
 #include "aec/image.h"
 #include "aec/latent.h"
 
@@ -229,17 +230,21 @@ static int check_image(aecd_request *req)
     return -1;
 }
 
-/* /anomaly with the cat-face part: decodes once, runs the cascade on the
- * upload at its own size, then fits it to the model's input. */
+/* /anomaly with the cat-face part: decodes once, runs the cascade (and the
+ * rotation recognizer, when the part has it) on the upload at its own size,
+ * then fits it to the model's input. */
 static aec_status face_and_tensor(aecd_request *req, const uint8_t *data, size_t len,
                                   size_t max_pixels, aec_error *err)
 {
     const aec_model *m = req->ver->model;
     aec_rgb_image img = {0};
     aec_cascade_result cr;
+    const aec_model *rot = req->ver->calib.face.rotation;
     aec_status st = aec_image_decode(data, len, max_pixels, &img, err);
     if (!st)
         st = aec_cascade_scan(req->ver->calib.face.cascade, &img, &cr, err);
+    if (!st && rot)
+        st = aec_rotation_score(rot, &img, &req->rotation_raw, err);
     if (!st)
         st = aec_image_to_tensor_fit(&img, (aec_fit)req->params.fit, m->input.c, m->input.h,
                                      m->input.w, req->tensor_in, err);
@@ -248,6 +253,7 @@ static aec_status face_and_tensor(aecd_request *req, const uint8_t *data, size_t
         req->has_face = 1;
         req->face_evidence = cr.evidence;
         req->face_detections = cr.detections;
+        req->has_rotation = rot != NULL;
     }
     return st;
 }
@@ -286,13 +292,23 @@ static aecd_stage image_prepare(aecd_request *req)
                              req->ver->name, aec_anomaly_kind_name((aec_anomaly_kind)p->score));
             return AECD_STAGE_DONE;
         }
+        if (p->score == AEC_SCORE_ROTATION && !cal->face.rotation) {
+            aecd_reply_error(req, 422, "unsupported_model",
+                             "model '%s' has no rotation recognizer: ?score=rotation needs one "
+                             "(aec-train --calibrate-catface --rotation FILE)",
+                             req->ver->name);
+            return AECD_STAGE_DONE;
+        }
         want_face = 1;
     } else if (!encode && !p->has_score && cal->face.cascade)
         want_face = (w < h ? w : h) >= AEC_CATFACE_MIN_SIDE;
     char what[64];
     snprintf(what, sizeof what, "decoding a %dx%d image", w, h);
     size_t tensors = (in_count + out_count) * sizeof(float);
-    size_t work = peak + (want_face ? aec_cascade_scan_bytes(w, h) : 0);
+    size_t work = peak;
+    if (want_face)
+        work += aec_cascade_scan_bytes(w, h) +
+                (cal->face.rotation ? aec_rotation_score_bytes(cal->face.rotation) : 0);
     if (aecd_request_reserve(req, work + tensors, what) != 0 ||
         alloc_tensors(req, in_count, out_count) != 0)
         return AECD_STAGE_DONE;
@@ -796,18 +812,18 @@ static void anomaly_finish(aecd_request *req)
     aec_anomaly_result r;
     aec_anomaly_score(&v->calib, req->tensor_in, req->tensor_out, in->c, in->h, in->w,
                       p->has_threshold ? p->threshold : -1.0, &r);
-    aec_anomaly_kind kind = req->has_face
-                                ? (p->has_score ? (aec_anomaly_kind)p->score : AEC_SCORE_CATFACE)
-                                : AEC_SCORE_RECONSTRUCTION;
+    aec_anomaly_kind kind = !req->has_face      ? AEC_SCORE_RECONSTRUCTION
+                            : p->has_score      ? (aec_anomaly_kind)p->score
+                            : req->has_rotation ? AEC_SCORE_COMBINED
+                                                : AEC_SCORE_CATFACE;
     int calibrated = v->calib.calibrated;
     int has_thr = p->has_threshold || calibrated;
     double thr = p->has_threshold ? p->threshold : v->calib.threshold;
     if (kind != AEC_SCORE_RECONSTRUCTION) {
-        aec_anomaly_score_face(&v->calib, req->face_evidence, kind,
+        aec_anomaly_score_face(&v->calib, req->face_evidence, req->rotation_raw, kind,
                                p->has_threshold ? p->threshold : -1.0, &r);
         if (!p->has_threshold)
-            thr = kind == AEC_SCORE_CATFACE ? v->calib.face.catface.threshold
-                                            : v->calib.face.combined.threshold;
+            thr = aec_anomaly_face_threshold(&v->calib, kind);
     }
 
     aecd_buf b;
@@ -834,6 +850,11 @@ static void anomaly_finish(aecd_request *req)
         aecd_buf_printf(&b, ",\"catface\":{\"evidence\":");
         aecd_buf_json_double(&b, req->face_evidence);
         aecd_buf_printf(&b, ",\"detections\":%ld}", req->face_detections);
+    }
+    if (req->has_rotation) {
+        aecd_buf_printf(&b, ",\"rotation\":{\"raw\":");
+        aecd_buf_json_double(&b, req->rotation_raw);
+        aecd_buf_puts(&b, "}");
     }
     if (p->heatmap && add_heatmap(req, &b) != 0) {
         aecd_buf_free(&b);

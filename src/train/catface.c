@@ -5,7 +5,9 @@
  * own size, as /anomaly sees an upload: the cascade's evidence on the photo,
  * the reconstruction score on the photo stretched to the model's input) and
  * writes the model with the calibrated "catface" object in aec.anomaly,
- * cascade included. The photos must be cats the model never trained on and
+ * cascade included. With --rotation FILE, the rotation recognizer (a model
+ * file of --arch rotation) scores the same photos and goes into the file
+ * too. The photos must be cats the model never trained on and
  * that no measurement uses.
  */
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "aec/cascade.h"
 #include "aec/image.h"
 #include "aec/model.h"
+#include "aec/rotation.h"
 #include "aec/safetensors.h"
 #include "train.h"
 
@@ -39,6 +42,8 @@ aec_status train_calibrate_face(const train_options *o, aec_error *err)
     aec_model *m = NULL;
     aec_workspace *ws = NULL;
     aec_cascade *cascade = NULL;
+    aec_model *rot = NULL;
+    double *rot_raw = NULL;
     aec_anomaly_calib cal = {0};
     train_photos ph = {0};
     float *x = NULL, *y = NULL;
@@ -52,14 +57,22 @@ aec_status train_calibrate_face(const train_options *o, aec_error *err)
     if ((st = aec_model_load(&m, o->calibrate_face, err)) ||
         (st = aec_anomaly_calib_from_model(m, &cal, err)) ||
         (st = aec_workspace_create(&ws, m, 1, 0, err)) ||
-        (st = read_cascade(o->cascade, &cascade, err)) || (st = train_photos_load(&ph, o, err)))
+        (st = read_cascade(o->cascade, &cascade, err)))
+        goto done;
+    if (o->rotation &&
+        ((st = aec_model_load(&rot, o->rotation, err)) || (st = aec_rotation_check(rot, err)))) {
+        aec_error_prefix(err, o->rotation);
+        goto done;
+    }
+    if ((st = train_photos_load(&ph, o, err)))
         goto done;
     size_t n = aec_model_input_count(m);
     x = malloc(sizeof(float) * n);
     y = malloc(sizeof(float) * n);
     evidence = malloc(sizeof(double) * (ph.count + 1));
     recon = malloc(sizeof(double) * (ph.count + 1));
-    if (!x || !y || !evidence || !recon) {
+    rot_raw = malloc(sizeof(double) * (ph.count + 1));
+    if (!x || !y || !evidence || !recon || !rot_raw) {
         st = aec_fail(err, AEC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -75,6 +88,8 @@ aec_status train_calibrate_face(const train_options *o, aec_error *err)
             (st = aec_image_to_tensor_fit(img, AEC_FIT_STRETCH, m->input.c, m->input.h, m->input.w,
                                           x, err)))
             goto done;
+        if (rot && (st = aec_rotation_score(rot, img, &rot_raw[used], err)))
+            goto done;
         aec_model_reconstruct(m, ws, x, 1, y);
         aec_anomaly_score(&cal, x, y, m->input.c, m->input.h, m->input.w, -1, &r);
         evidence[used] = cr.evidence;
@@ -87,8 +102,9 @@ aec_status train_calibrate_face(const train_options *o, aec_error *err)
     char source[512];
     snprintf(source, sizeof source, "%s (OpenCV; calibrated on %zu photos of %s)",
              base ? base + 1 : o->cascade, used, o->data_dirs[0]);
-    if ((st = aec_anomaly_calibrate_face(m, &cal, cascade, source, evidence, recon, used, &json,
-                                         err)))
+    if ((st = aec_anomaly_calibrate_face(m, &cal, cascade, source, rot, evidence, recon, rot_raw,
+                                         used, &json, err)) ||
+        (rot && (st = aec_rotation_embed(m, rot, err))))
         goto done;
     free(m->anomaly_json);
     m->anomaly_json = json;
@@ -102,6 +118,8 @@ done:
     free(y);
     free(evidence);
     free(recon);
+    free(rot_raw);
+    aec_model_free(rot);
     train_photos_free(&ph);
     aec_anomaly_calib_free(&cal);
     aec_cascade_free(cascade);

@@ -205,7 +205,7 @@ static aec_status load_one(load_job *j, size_t i, float *tensor, uint8_t *rgb, a
         st = aec_image_decode(bytes, len, MAX_PIXELS, &img, err);
     free(bytes);
     if (!st && ds->variants == 1 && !ds->augment) { /* the plain pipeline: stb's filter */
-        st = aec_image_to_tensor(&img, ds->c, ds->h, ds->w, tensor, err);
+        st = aec_image_to_tensor_fit(&img, (aec_fit)ds->fit, ds->c, ds->h, ds->w, tensor, err);
         uint8_t *dst = ds->pixels + i * per;
         for (size_t k = 0; !st && k < per; k++)
             dst[k] = (uint8_t)(tensor[k] * 255.0f + 0.5f);
@@ -250,6 +250,7 @@ aec_status train_dataset_load(train_dataset *ds, const train_options *o, int c, 
     memset(ds, 0, sizeof *ds);
     ds->c = c, ds->h = h, ds->w = w;
     ds->augment = o->augment > 0;
+    ds->fit = o->fit;
     ds->variants = o->augment > 0 ? o->augment : 1;
     path_list files = {0};
     aec_status st = list_files(&files, o, &ds->excluded, err);

@@ -30,9 +30,12 @@ static void usage(FILE *f)
                "                    line): held-out photos\n"
                "  --only FILE       use only the files named in FILE (same format)\n"
                "  --out FILE        model file to write (atomically)\n"
-               "  --arch mlp|conv|photo\n"
+               "  --arch mlp|conv|photo|rotation\n"
                "                    reference MLP with batchnorm, convolutional (default conv),\n"
-               "                    or the photo codec for any size (mean-scale hyperprior)\n"
+               "                    the photo codec for any size (mean-scale hyperprior), or\n"
+               "                    the rotation recognizer of the anomaly score (a network\n"
+               "                    that learns from cats which way up a photo is; batch 64,\n"
+               "                    lr 0.002, --width 16; for --calibrate-catface --rotation)\n"
                "  --size S          input side in pixels (default 48)\n"
                "  --latent N        mlp: latent values (default 3*S*S/4); conv: latent\n"
                "                    channels at S/4 x S/4 (default 12)\n"
@@ -58,6 +61,9 @@ static void usage(FILE *f)
                "                    haarcascade_frontalcatface.xml) calibrated on the\n"
                "                    photos of --data (full size; --only, --exclude), the\n"
                "                    cascade stored in the file; write it to --out\n"
+               "  --rotation FILE   with --calibrate-catface: also the rotation recognizer\n"
+               "                    (a model file of --arch rotation), calibrated on the same\n"
+               "                    photos and stored in the file\n"
                "  --lambda L        train a codec: round the latent and add L x its bits per\n"
                "                    pixel to the loss; the model file gets the entropy\n"
                "                    coder's tables (binary latent v2). Larger L, fewer bytes\n"
@@ -209,6 +215,8 @@ static int parse_args(int argc, char **argv, train_options *o)
             o->calibrate_face = val;
         else if (!strcmp(a, "--cascade"))
             o->cascade = val;
+        else if (!strcmp(a, "--rotation"))
+            o->rotation = val;
         else if (!strcmp(a, "--only"))
             o->only = val;
         else if (!strcmp(a, "--init"))
@@ -313,16 +321,16 @@ int main(int argc, char **argv)
     };
     if (parse_args(argc, argv, &o))
         return 2;
-    int photo = !strcmp(o.arch, "photo");
+    int photo = !strcmp(o.arch, "photo"), rotation = !strcmp(o.arch, "rotation");
     if (photo && o.cosine && !o.max_steps && !(o.max_seconds > 0)) {
         fprintf(stderr, "aec-train: --arch photo --schedule cosine needs --max-steps or "
                         "--max-seconds (the decay runs over them)\n");
         return 2;
     }
     if (!o.batch)
-        o.batch = photo ? 8 : 256;
+        o.batch = photo ? 8 : rotation ? 64 : 256;
     if (!o.lr)
-        o.lr = photo ? 1e-4f : 0.001f;
+        o.lr = photo ? 1e-4f : rotation ? 0.002f : 0.001f;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
@@ -331,6 +339,7 @@ int main(int argc, char **argv)
     aec_error err = {{0}};
     aec_status st = o.calibrate_face ? train_calibrate_face(&o, &err)
                     : photo          ? train_photo_run(&o, &err)
+                    : rotation       ? train_rotation_run(&o, &err)
                                      : train_run(&o, &err);
     if (st) {
         fprintf(stderr, "aec-train: %s\n", err.msg);

@@ -3,6 +3,7 @@
  * dataset.c: finds and decodes the photos into memory (uint8, planar).
  * augment.c: a thumbnail made the way users make theirs (random pipelines).
  * arch.c:    the layer specs of the built-in architectures.
+ * rotation.c: the rotation recognizer of the anomaly score (--arch rotation).
  * loop.c:    the training loop, evaluation, calibration and the model file.
  * main.c:    options and the program entry point.
  */
@@ -26,6 +27,7 @@ typedef struct {
     const char *exclude; /* file of base names never to use (held-out photos), or NULL */
     const char *only;    /* file of base names: use only these, or NULL */
     int augment;         /* thumbnails per photo by random pipelines (augment.c); 0 = off */
+    int fit;             /* without augment: how a photo becomes the input (aec_fit) */
     const char *arch;    /* "mlp" or "conv" */
     int size;            /* input side in pixels */
     int latent;          /* latent size (mlp: values; conv: channels at size/4) */
@@ -52,6 +54,7 @@ typedef struct {
      * the OpenCV cascade file cascade */
     const char *calibrate_face;
     const char *cascade;
+    const char *rotation; /* with calibrate_face: the rotation recognizer's model file */
     /* start from this model's architecture and weights */
     const char *init;
     /* codec training: rate weight (loss = MSE + lambda * bits per pixel); < 0 = off */
@@ -77,6 +80,7 @@ typedef struct {
     size_t excluded; /* files left out by --exclude */
     int variants;    /* images per photo */
     int augment;     /* made by augment.c's pipelines */
+    int fit;         /* without augment: aec_fit of a photo to c x h x w */
     int c, h, w;
     uint8_t *pixels; /* count * c*h*w, planar per image; a photo's variants are adjacent */
     size_t *source;  /* per image: the index of its photo */
@@ -179,6 +183,10 @@ photo_step photo_trainer_step(photo_trainer *t, int level);
  * step with opt->lr * t->gain_lr_scale. */
 void photo_trainer_update(photo_trainer *t, const aec_adam *opt, long step);
 aec_status train_photo_run(const train_options *o, aec_error *err);
+
+/* ---- rotation.c ---- */
+/* --arch rotation: the rotation recognizer (include/aec/rotation.h). */
+aec_status train_rotation_run(const train_options *o, aec_error *err);
 
 /* ---- catface.c ---- */
 aec_status train_calibrate_face(const train_options *o, aec_error *err);

@@ -4,8 +4,9 @@
  * Input: one selector byte, then the bytes under test.
  *   0: the rest as cascade XML; 1: as cascade JSON (NUL-terminated copy);
  *   2: as a model's aec.anomaly JSON (src/engine/anomaly.c, which reads the
- *      cat-face part and its cascade): it must load (or be refused) and
- *      score without fault.
+ *      cat-face part, its cascade and its rotation recognizer, whose
+ *      tensors this model lacks): it must load (or be refused) and score
+ *      without fault.
  * A cascade that loads must write JSON that loads again to the same JSON,
  * and, when it is small, scan a 12 x 9 image without fault.
  */
@@ -57,9 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         aec_anomaly_calib cal;
         if (aec_anomaly_calib_from_model(&m, &cal, NULL) == AEC_OK && cal.face.cascade) {
             aec_anomaly_result r = {.score = 3};
-            aec_anomaly_score_face(&cal, 20, AEC_SCORE_COMBINED, -1, &r);
+            aec_anomaly_score_face(&cal, 20, 0, AEC_SCORE_COMBINED, -1, &r);
             if (r.normalized < 0 || r.normalized > 1)
                 abort();
+            if (cal.face.rotation) {
+                aec_anomaly_score_face(&cal, 20, 5, AEC_SCORE_ROTATION, -1, &r);
+                if (r.normalized < 0 || r.normalized > 1)
+                    abort();
+            }
             char *pub = aec_anomaly_public_json(m.anomaly_json);
             free(pub);
         }

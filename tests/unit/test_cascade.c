@@ -216,15 +216,15 @@ static void face_score(void)
     c.face.catface.threshold = 1.9;
     c.face.combined.threshold = 3.5;
     aec_anomaly_result r = {.score = 50};
-    aec_anomaly_score_face(&c, 25, AEC_SCORE_CATFACE, -1, &r);
+    aec_anomaly_score_face(&c, 25, 0, AEC_SCORE_CATFACE, -1, &r);
     CHECK(fabs(r.score - -log10(0.5)) < 1e-9, "median evidence: surprise log10(2): %g", r.score);
     aec_anomaly_result lo = {.score = 50}, hi = {.score = 50}, cb = {.score = 95};
-    aec_anomaly_score_face(&c, 10, AEC_SCORE_CATFACE, -1, &lo);
-    aec_anomaly_score_face(&c, 40, AEC_SCORE_CATFACE, -1, &hi);
+    aec_anomaly_score_face(&c, 10, 0, AEC_SCORE_CATFACE, -1, &lo);
+    aec_anomaly_score_face(&c, 40, 0, AEC_SCORE_CATFACE, -1, &hi);
     CHECK(fabs(lo.score - 2) < 1e-9, "no face at all: the surprise is capped at log10(count+1)");
     CHECK(hi.score == 0 && hi.normalized == 0, "more face than every cat: no surprise");
     CHECK(fabs(lo.normalized - 0.5 * 2 / 1.9) < 1e-9, "normalized: threshold maps to 0.5");
-    aec_anomaly_score_face(&c, 25, AEC_SCORE_COMBINED, -1, &cb);
+    aec_anomaly_score_face(&c, 25, 0, AEC_SCORE_COMBINED, -1, &cb);
     CHECK(fabs(cb.score - (-log10(0.5) - log10(0.05))) < 1e-9,
           "combined: the two surprises add up: %g", cb.score);
     /* ties: evidence takes few values once windows pass every stage; the
@@ -232,8 +232,8 @@ static void face_score(void)
     for (int i = 0; i < AEC_ANOMALY_QUANTILES; i++)
         c.face.evidence.q[i] = i < 40 ? 19.5 : i < 80 ? 21 : 22;
     aec_anomaly_result tie = {.score = 50}, below = {.score = 50};
-    aec_anomaly_score_face(&c, 21, AEC_SCORE_CATFACE, -1, &tie);
-    aec_anomaly_score_face(&c, 19.4, AEC_SCORE_CATFACE, -1, &below);
+    aec_anomaly_score_face(&c, 21, 0, AEC_SCORE_CATFACE, -1, &tie);
+    aec_anomaly_score_face(&c, 19.4, 0, AEC_SCORE_CATFACE, -1, &below);
     CHECK(fabs(tie.score - -log10(0.79)) < 1e-9, "a tie counts in full: P = 0.79 (%g)",
           pow(10, -tie.score));
     CHECK(fabs(below.score - 2) < 1e-9, "below every cat: the cap");
