@@ -178,6 +178,8 @@ def main(argv):
         check(all(stats[k] for k in stats), "every number is shown")
         check(any(k in stats["s-score"] for k in ("reconstruction", "catface", "combined")),
               f"the anomaly score says which it is: {stats['s-score']}")
+        check("combined" not in stats["s-score"] or "rotation raw" in stats["s-score"],
+              f"with the combined score, the rotation recognizer's raw score: {stats['s-score']}")
         check(wd.js("return document.getElementById('heatmap').naturalWidth") == 48,
               "the anomaly heatmap is shown")
         check(not wd.js("return document.getElementById('error').classList.contains('shown')"),
