@@ -37,9 +37,9 @@
 
 #include "aec/anomaly.h"
 #include "aec/cascade.h"
-#include "aec/rotation.h"
 #include "aec/image.h"
 #include "aec/latent.h"
+#include "aec/rotation.h"
 
 #include "base64.h"
 #include "budget.h"

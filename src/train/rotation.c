@@ -120,6 +120,12 @@ aec_status train_rotation_run(const train_options *o, aec_error *err)
         st = aec_fail(err, AEC_ERR_INVALID, "--arch rotation takes --batch 1..256, not %d", B);
         goto done;
     }
+    if (o->init || o->augment || o->lambda >= 0) {
+        st = aec_fail(err, AEC_ERR_INVALID,
+                      "--arch rotation trains from scratch on one square per photo: no --init, "
+                      "--augment or --lambda");
+        goto done;
+    }
     train_options lo = *o;
     lo.fit = AEC_FIT_CROP;
     lo.augment = 0;

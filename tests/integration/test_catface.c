@@ -253,6 +253,11 @@ static void calibrated_rotation(const char *model, const char *dir)
                            "--threads", "2",        NULL};
     int st = harness_run_bin("AEC_TRAIN_BIN", targs, NULL, 600, log, sizeof log);
     REQUIRE(st == 0, "aec-train --arch rotation: exit %d: %s", st, log);
+    const char *iargs[] = {"--arch", "rotation", "--data", train, "--init",
+                           model,    "--out",    rot,      NULL};
+    st = harness_run_bin("AEC_TRAIN_BIN", iargs, NULL, 60, log, sizeof log);
+    CHECK(st != 0 && strstr(log, "--init"), "--arch rotation with --init is refused: %d %s", st,
+          log);
     double acc = last_accuracy(hist);
     CHECK(acc >= 0.9, "it learned which way up this world's cats are: validation accuracy %g", acc);
 
