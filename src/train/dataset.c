@@ -5,7 +5,7 @@
  * of each, drops the names listed by --exclude (held-out photos), and
  * decodes and resizes them on `threads` threads into one uint8 array,
  * planar per image. Without --augment a photo becomes one image, resized
- * whole with stb's filter; with --augment N it becomes N thumbnails made by
+ * with stb's filter, whole or (o->fit) its centred square; with --augment N it becomes N thumbnails made by
  * random pipelines (augment.c), seeded by its file name, so they are the
  * same on every run and machine. source[] says which file each image came
  * from, so that a photo's thumbnails are never split between training and
@@ -21,6 +21,7 @@
 
 #include "aec/hash.h"
 #include "aec/image.h"
+#include "aec/random.h"
 #include "aec/safetensors.h"
 #include "train.h"
 
@@ -397,4 +398,14 @@ void train_photos_free(train_photos *ph)
         aec_image_free(&ph->img[i]);
     free(ph->img);
     memset(ph, 0, sizeof *ph);
+}
+
+void train_shuffle(size_t *a, size_t n, uint64_t *rng)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(aec_random_next(rng) % i);
+        size_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
 }

@@ -42,16 +42,6 @@ static double now_seconds(void)
     return (double)aec_now_ns() * 1e-9;
 }
 
-static void shuffle(size_t *a, size_t n, uint64_t *rng)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(aec_random_next(rng) % i);
-        size_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 static double psnr_of(double mse)
 {
     return mse > 0 ? 10.0 * log10(1.0 / mse) : 99.0;
@@ -344,7 +334,7 @@ static double train_epoch(run_state *r, const train_options *o, int epoch, size_
 {
     size_t per = aec_model_input_count(r->m);
     aec_adam adam = {o->lr, 0.9f, 0.999f, 1e-7f};
-    shuffle(idx, n, rng);
+    train_shuffle(idx, n, rng);
     int steps = (int)((n + (size_t)o->batch - 1) / (size_t)o->batch);
     double total_steps = (double)steps * o->epochs;
     double loss_sum = 0, t0 = now_seconds();
@@ -409,7 +399,7 @@ aec_status train_run(const train_options *o, aec_error *err)
     for (size_t i = 0; i < files; i++)
         r.order[i] = i;
     uint64_t rng = o->seed;
-    shuffle(r.order, files, &rng);
+    train_shuffle(r.order, files, &rng);
     size_t nval_files = (size_t)((double)files * o->val);
     if (o->val > 0 && nval_files == 0 && files > 1)
         nval_files = 1;

@@ -25,16 +25,6 @@
 
 #define SHIFT 4
 
-/* Fisher-Yates with the one PRNG. */
-static void shuffle(size_t *a, size_t n, uint64_t *rng)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(aec_random_next(rng) % i), t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 /* Moves image x (3 planes of s x s) by (dy, dx), mirroring at the edges,
  * and mirrors it left-right when flip; tmp holds one plane. */
 static void jitter(float *x, int s, int dy, int dx, int flip, float *tmp)
@@ -154,7 +144,7 @@ aec_status train_rotation_run(const train_options *o, aec_error *err)
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 77;
     for (size_t i = 0; i < ds.count; i++)
         idx[i] = i;
-    shuffle(idx, ds.count, &rng);
+    train_shuffle(idx, ds.count, &rng);
     size_t nval = (size_t)(o->val * (double)ds.count), ntrain = ds.count - nval;
     const size_t *val = idx + ntrain;
     if (ntrain < (size_t)B) {
@@ -171,7 +161,7 @@ aec_status train_rotation_run(const train_options *o, aec_error *err)
     val_result v = {0, 0};
     int stop = 0;
     for (int e = 0; e < o->epochs && !stop; e++) {
-        shuffle(idx, ntrain, &rng);
+        train_shuffle(idx, ntrain, &rng);
         double sum = 0;
         for (long b = 0; b < per_epoch && !stop; b++) {
             train_dataset_batch(&ds, idx + (size_t)b * (size_t)B, B, xb);

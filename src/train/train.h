@@ -91,6 +91,8 @@ typedef struct {
 aec_status train_dataset_load(train_dataset *ds, const train_options *o, int c, int h, int w,
                               aec_error *err);
 void train_dataset_free(train_dataset *ds);
+/* A random order of a[0..n) (Fisher-Yates with the one PRNG). */
+void train_shuffle(size_t *a, size_t n, uint64_t *rng);
 /* images idx[0..n) -> floats in [0,1] */
 void train_dataset_batch(const train_dataset *ds, const size_t *idx, int n, float *out);
 
