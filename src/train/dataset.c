@@ -5,12 +5,13 @@
  * of each, drops the names listed by --exclude (held-out photos), and
  * decodes and resizes them on `threads` threads into one uint8 array,
  * planar per image. Without --augment a photo becomes one image, resized
- * with stb's filter, whole or (o->fit) its centred square; with --augment N it becomes N thumbnails made by
- * random pipelines (augment.c), seeded by its file name, so they are the
- * same on every run and machine. source[] says which file each image came
- * from, so that a photo's thumbnails are never split between training and
- * validation. Files that cannot be read or decoded are skipped with a
- * warning and counted. uint8 keeps 8192 48x48 images in 57 MB.
+ * with stb's filter, whole or (o->fit) its centred square; with --augment N
+ * it becomes N thumbnails made by random pipelines (augment.c), seeded by
+ * its file name, so they are the same on every run and machine. source[]
+ * says which file each image came from, so that a photo's thumbnails are
+ * never split between training and validation. Files that cannot be read
+ * or decoded are skipped with a warning and counted. uint8 keeps 8192
+ * 48x48 images in 57 MB. Also the trainer's one shuffle (train_shuffle).
  */
 #include <dirent.h>
 #include <pthread.h>
