@@ -573,14 +573,13 @@ aec_status aec_anomaly_calibrate_face(const aec_model *m, const aec_anomaly_cali
     }
     dist_of(v, n, &t.face.catface);
     dist_of(v + n, n, &t.face.combined);
-    cJSON_AddStringToObject(face, "score",
-                            rotation ? "surprise -log10 P(calibration evidence <= e) of a cat-face "
-                                       "cascade's evidence; rotation: the surprise of the rotation "
-                                       "recognizer's raw score; combined: the sum of those and "
-                                       "the reconstruction score's"
-                                     : "surprise -log10 P(calibration evidence <= e) of a cat-face "
-                                       "cascade's evidence; combined: the sum of it and the "
-                                       "reconstruction score's");
+    char what[400];
+    snprintf(what, sizeof what,
+             "surprise -log10 P(calibration evidence <= e) of a cat-face cascade's evidence; %s",
+             rotation ? "rotation: the surprise of the rotation recognizer's raw score; combined: "
+                        "the sum of those and the reconstruction score's"
+                      : "combined: the sum of it and the reconstruction score's");
+    cJSON_AddStringToObject(face, "score", what);
     cJSON_AddStringToObject(face, "source", source);
     cJSON_AddNumberToObject(face, "min_side", AEC_CATFACE_MIN_SIDE);
     cJSON_AddNumberToObject(face, "count", (double)n);
